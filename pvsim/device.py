@@ -1,0 +1,209 @@
+"""A simulatable device: mesh + materials + doping + contacts, compiled once.
+
+:class:`Device` is the boundary between physical units and the scaled solver: it builds
+the discretisation, unknown layout, assembler and linear back end once per mesh, turns
+physical biases into :class:`~pvsim.params.Params`, and turns converged states back into
+physical fields and terminal currents.
+
+Terminal currents (DESIGN.md, "Terminal currents"): the *direct* current at a contact is
+the raw continuity residual summed over its nodes (the edge fluxes, written with expm1 of
+quasi-Fermi differences, minus the recombination in the contact cells). The *robust*
+current replaces each contact's majority-carrier part, which float64 cannot resolve in
+reverse bias, by the carrier balance: e.g. for holes sum_k I_p(k) = q int R dV, so
+I_p(k) = q int R dV - sum_{j != k} I_p(j), built from minority currents and the
+recombination integral only. The output ``current`` is the robust one; ``current_direct``
+is kept for checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .assembly import build_assembler
+from .discretize import discretize
+from .doping import DopingProfile, net_doping
+from .layout import ContactSpec, build_layout
+from .linalg import make_solver
+from .materials import MaterialSpec, scaled_material
+from .mesh import Mesh
+from .newton import NewtonOptions, newton_solve
+from .params import Params, gather
+from .physics import log_densities, recombination_rates
+from .physics.statistics import neutral_potential
+from .units import Q, Scales, require_x64
+
+
+@dataclass
+class Device:
+    mesh: Mesh
+    materials: dict[str, MaterialSpec]  # region name -> material
+    contacts: tuple[ContactSpec, ...]
+    doping: dict[str, list[DopingProfile]] = field(default_factory=dict)
+    work_functions_eV: dict[str, float] = field(default_factory=dict)  # contact -> W
+    temperature_K: float = 300.0
+    linear_solver: str = "auto"
+    newton: NewtonOptions = NewtonOptions()
+    L_ref: float = 1e-8
+
+    def __post_init__(self):
+        require_x64()
+        missing = [r for r in self.mesh.regions if r not in self.materials]
+        if missing:
+            raise ValueError(f"regions {missing} of the mesh have no material")
+        dim_eff = 3 if self.mesh.axisymmetric else self.mesh.dim
+        self.scales = Scales(T_ref=self.temperature_K, L_ref=self.L_ref, dim_eff=dim_eff)
+        self.disc = discretize(self.mesh, self.L_ref)
+        names = self.disc.region_names
+        self.region_specs = [self.materials[r] for r in names]
+        semi = np.array([m.is_semiconductor for m in self.region_specs])
+        self.layout = build_layout(self.disc, semi, tuple(self.contacts))
+        self.asm = build_assembler(self.disc, self.layout, self.scales.lambda2)
+        self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
+                                  np.asarray(self.asm.cols), self.asm.n_dof)
+        self._solve = jax.jit(self._solve_impl)
+        self._observe = jax.jit(self._observe_impl)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def contact_names(self) -> list[str]:
+        return [c.name for c in self.contacts]
+
+    @cached_property
+    def site_doping(self) -> np.ndarray:
+        """Net doping per site, m^-3."""
+        coords = self.mesh.points[self.disc.site_node]
+        out = np.zeros(self.disc.n_sites)
+        for r, name in enumerate(self.disc.region_names):
+            sites = self.disc.sites_of_region(r)
+            out[sites] = net_doping(self.doping.get(name, []), coords[sites])
+        return out
+
+    def params(self, voltage_V=None, current=None) -> Params:
+        """Scaled parameters for contact voltages (V) and set currents (current units)."""
+        k = len(self.contacts)
+        v = np.zeros(k) if voltage_V is None else np.asarray(voltage_V, dtype=float)
+        i = np.zeros(k) if current is None else np.asarray(current, dtype=float)
+        wf = np.array([self.work_functions_eV.get(c.name, 0.0) for c in self.contacts])
+        return Params(
+            material=scaled_material(self.region_specs, self.scales),
+            doping=jnp.asarray(self.site_doping / self.scales.N_ref),
+            voltage=jnp.asarray(v / self.scales.V_T),
+            current=jnp.asarray(i / self.scales.current),
+            work_function=jnp.asarray(wf / self.scales.V_T),
+        )
+
+    # ------------------------------------------------------------------ solving
+    def initial_guess(self, params: Params):
+        """Local charge neutrality (per site, averaged per node), quasi-Fermi levels 0."""
+        lay, disc = self.layout, self.disc
+        m = gather(params.material, jnp.asarray(disc.site_region))
+        psi_site = neutral_potential(params.doping, 0.0, m)
+        semi = jnp.asarray(lay.semiconductor[disc.site_region])
+        wgt = jnp.where(semi, jnp.asarray(disc.site_volume), 0.0)
+        num = jnp.zeros(self.mesh.n_nodes).at[disc.site_node].add(wgt * psi_site)
+        den = jnp.zeros(self.mesh.n_nodes).at[disc.site_node].add(wgt)
+        fallback = jnp.sum(wgt * psi_site) / jnp.maximum(jnp.sum(wgt), 1e-300)
+        psi = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), fallback)
+        u = jnp.zeros(self.asm.n_dof).at[jnp.asarray(lay.psi_dof)].set(psi)
+        return u.at[jnp.asarray(lay.voltage_dof[lay.voltage_dof >= 0])].set(
+            params.voltage[np.nonzero(lay.voltage_dof >= 0)[0]])
+
+    def _solve_impl(self, u0, params):
+        return newton_solve(self.asm, self.solver, u0, params, self.newton)
+
+    def solve(self, u0, params):
+        """One steady-state Newton solve (jitted; compiled once per device)."""
+        return self._solve(u0, params)
+
+    def solve_pure(self, u0, params):
+        """The same solve, un-jitted, for use inside a user's own jit/vmap."""
+        return self._solve_impl(u0, params)
+
+    def tangent(self, u, params: Params, dparams: Params):
+        """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds."""
+        _, dfds = jax.jvp(lambda p: self.asm.residual(u, p), (params,), (dparams,))
+        _, vals = self.asm.residual_and_jacobian(u, params)
+        return self.solver.solve(vals, -dfds, self.asm.rows, self.asm.cols)
+
+    # ------------------------------------------------------------------ observables
+    def _observe_impl(self, u, params):
+        asm, lay, disc = self.asm, self.layout, self.disc
+        f_raw, _ = asm.raw(u, params)
+        i_n, i_p = asm.terminal_currents(f_raw)
+        v = asm.voltages(u, params)
+        # per-site densities and rates (semiconductor sites)
+        car = jnp.asarray(np.maximum(lay.site_carrier, 0))
+        semi = jnp.asarray(lay.site_carrier >= 0)
+        psi_s = u[asm.psi_dof[asm.site_node]]
+        fn_s = u[asm.phin_dof[car]]
+        fp_s = u[asm.phip_dof[car]]
+        m = gather(params.material, asm.site_region)
+        ln_n, ln_p = log_densities(psi_s, fn_s, fp_s, m)
+        r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, fn_s, fp_s, m)
+        vol = jnp.where(semi, asm.site_volume, 0.0)
+        r_total = jnp.sum(vol * (r_srh + r_rad + r_aug))
+        # robust currents: replace majority parts by the carrier balance
+        n_c = jnp.zeros(len(self.contacts)).at[self._site_contact_idx].add(
+            jnp.exp(ln_n[self._site_contact_sites]))
+        p_c = jnp.zeros(len(self.contacts)).at[self._site_contact_idx].add(
+            jnp.exp(ln_p[self._site_contact_sites]))
+        hole_major = p_c > n_c
+        ip_bal = r_total - (jnp.sum(i_p) - i_p)
+        in_bal = -r_total - (jnp.sum(i_n) - i_n)
+        i_p_rob = jnp.where(hole_major, ip_bal, i_p)
+        i_n_rob = jnp.where(hole_major, i_n, in_bal)
+
+        def per_node(x):  # volume-weighted average of site values at each node
+            num = jnp.zeros(self.mesh.n_nodes).at[asm.site_node].add(vol * x)
+            den = jnp.zeros(self.mesh.n_nodes).at[asm.site_node].add(vol)
+            return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+        node_car = -np.ones(self.mesh.n_nodes, dtype=np.int64)
+        node_car[lay.carrier_node] = np.arange(lay.n_carriers)
+        has = jnp.asarray(node_car >= 0)
+        nc = jnp.asarray(np.maximum(node_car, 0))
+        nan = jnp.nan
+        return dict(
+            psi=u[asm.psi_dof],
+            phi_n=jnp.where(has, u[asm.phin_dof[nc]], nan),
+            phi_p=jnp.where(has, u[asm.phip_dof[nc]], nan),
+            n=per_node(jnp.exp(ln_n)), p=per_node(jnp.exp(ln_p)),
+            R_srh=per_node(r_srh), R_rad=per_node(r_rad), R_auger=per_node(r_aug),
+            Ec=per_node(-(psi_s + m.chi)), Ev=per_node(-(psi_s + m.chi + m.Eg)),
+            voltage=v, i_n=i_n, i_p=i_p, i_n_robust=i_n_rob, i_p_robust=i_p_rob,
+            recombination=r_total,
+            recombination_by_channel=jnp.stack([jnp.sum(vol * r) for r in (r_srh, r_rad, r_aug)]),
+        )
+
+    @cached_property
+    def _site_contact_sites(self):
+        return np.concatenate(self.layout.contact_site) if self.contacts else np.zeros(0, int)
+
+    @cached_property
+    def _site_contact_idx(self):
+        return np.concatenate([np.full(len(s), k) for k, s in enumerate(self.layout.contact_site)]) \
+            if self.contacts else np.zeros(0, int)
+
+    def observe(self, u, params) -> dict[str, np.ndarray]:
+        """Physical fields and currents of a state (SI units; currents in scales.current_units)."""
+        o = jax.tree_util.tree_map(np.asarray, self._observe(u, params))
+        s = self.scales
+        vt, nr, cur = s.V_T, s.N_ref, s.current
+        out = {k: o[k] * vt for k in ("psi", "phi_n", "phi_p", "Ec", "Ev", "voltage")}
+        out.update({k: o[k] * nr for k in ("n", "p")})
+        out.update({k: o[k] * s.rate for k in ("R_srh", "R_rad", "R_auger")})
+        out.update({k: o[k] * cur for k in ("i_n", "i_p", "i_n_robust", "i_p_robust")})
+        # q * integral of R, in current units
+        out["recombination_current"] = o["recombination"] * cur
+        out["recombination_current_by_channel"] = o["recombination_by_channel"] * cur
+        out["current_direct"] = out["i_n"] + out["i_p"]
+        out["current"] = out["i_n_robust"] + out["i_p_robust"]
+        return out
+
+
+__all__ = ["Device", "Q"]

@@ -1,0 +1,33 @@
+"""Bulk recombination, pointwise, in scaled units.
+
+With np - ni^2 = ni^2 expm1(phi_p - phi_n) (exact for Boltzmann statistics, and free of
+cancellation near equilibrium):
+
+* SRH (Shockley & Read, Phys. Rev. 87, 835 (1952); Hall, Phys. Rev. 87, 387 (1952)):
+  R = (np - ni^2) / (tau_p (n + n1) + tau_n (p + p1)), n1 = ni e^{Et}, p1 = ni e^{-Et},
+  Et = (E_t - E_i)/kT the trap level relative to the intrinsic level;
+* radiative: R = B (np - ni^2);
+* Auger: R = (Cn n + Cp p)(np - ni^2).
+
+Returns the three rates separately so that IQE = int R_rad / (I/q) is exact.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from .statistics import log_intrinsic
+
+
+def recombination_rates(ln_n, ln_p, phi_n, phi_p, m):
+    """(R_srh, R_rad, R_auger) at a site (scaled rates)."""
+    ln_ni = log_intrinsic(m)
+    n = jnp.exp(ln_n)
+    p = jnp.exp(ln_p)
+    excess = jnp.exp(2.0 * ln_ni) * jnp.expm1(phi_p - phi_n)  # np - ni^2
+    n1 = jnp.exp(ln_ni + m.Et)
+    p1 = jnp.exp(ln_ni - m.Et)
+    r_srh = excess / (m.tau_p * (n + n1) + m.tau_n * (p + p1))
+    r_rad = m.B * excess
+    r_auger = (m.Cn * n + m.Cp * p) * excess
+    return r_srh, r_rad, r_auger

@@ -1,0 +1,108 @@
+"""Physical constants and the one place where pvsim scales and unscales.
+
+All constants are CODATA values from :mod:`scipy.constants`. The solver works in scaled
+variables (DESIGN.md, "Scaling"):
+
+=============  =======================================  ==========================
+quantity       scaled value                             reference
+=============  =======================================  ==========================
+length         x / L_ref                                L_ref = 10 nm
+potential      psi / V_T                                V_T = k T_ref / q
+density        n / N_ref                                N_ref = 1e24 m^-3
+mobility       mu / mu_ref                              mu_ref = 1e-4 m^2/(V s)
+rate           R * L_ref^2 / (mu_ref V_T N_ref)         (continuity balance)
+current        I / (q mu_ref V_T N_ref L_ref^(d-2))     d = 3 for axisymmetric
+=============  =======================================  ==========================
+
+Poisson in these units reads ``lambda2 * div(eps_r grad psi) = -(p - n + C)`` with
+``lambda2 = eps0 V_T / (q N_ref L_ref^2)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import constants as sc
+
+Q = sc.elementary_charge  # C
+KB = sc.Boltzmann  # J/K
+EPS0 = sc.epsilon_0  # F/m
+M0 = sc.electron_mass  # kg
+H = sc.Planck  # J s
+
+#: length units accepted in case files and mesh loaders, in metres
+LENGTH_UNITS = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "nm": 1e-9, "cm": 1e-2, "A": 1e-10}
+
+CM3 = 1e6  # 1 cm^-3 = 1e6 m^-3
+CM2_VS = 1e-4  # 1 cm^2/(V s) = 1e-4 m^2/(V s)
+
+
+def thermal_voltage(T: float) -> float:
+    """k T / q in volts."""
+    return KB * T / Q
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Reference values for the scaled system (static: hashable, never traced)."""
+
+    T_ref: float = 300.0  # K
+    L_ref: float = 1e-8  # m
+    N_ref: float = 1e24  # m^-3
+    mu_ref: float = 1e-4  # m^2/(V s)
+    dim_eff: int = 1  # 1, 2, 3 (3 for axisymmetric): sets the current unit
+
+    @property
+    def V_T(self) -> float:
+        return thermal_voltage(self.T_ref)
+
+    @property
+    def lambda2(self) -> float:
+        return EPS0 * self.V_T / (Q * self.N_ref * self.L_ref**2)
+
+    @property
+    def rate(self) -> float:
+        """m^-3 s^-1 per unit of scaled rate."""
+        return self.mu_ref * self.V_T * self.N_ref / self.L_ref**2
+
+    @property
+    def current(self) -> float:
+        """Unit of the scaled terminal current: A (3D, axisymmetric), A/m (2D), A/m^2 (1D)."""
+        return Q * self.mu_ref * self.V_T * self.N_ref * self.L_ref ** (self.dim_eff - 2)
+
+    @property
+    def current_units(self) -> str:
+        return {1: "A m-2", 2: "A m-1", 3: "A"}[self.dim_eff]
+
+    @property
+    def volume(self) -> float:
+        """m^dim_eff per unit of scaled control volume."""
+        return self.L_ref**self.dim_eff
+
+
+def log_scaled(density_m3) -> np.ndarray:
+    """ln(N / N_ref) for a density given in m^-3 (used for Nc, Nv)."""
+    return np.log(np.asarray(density_m3, dtype=float) / Scales.N_ref)
+
+
+def require_x64() -> None:
+    """Stop with a clear message unless JAX runs in float64.
+
+    pvsim never flips the global flag at import; its entry points call
+    :func:`enable_x64` (CLI, case runner) or this check (library solves).
+    """
+    import jax
+
+    if not jax.config.read("jax_enable_x64"):
+        raise RuntimeError(
+            "pvsim needs 64-bit floats: call `jax.config.update('jax_enable_x64', True)` "
+            "before creating arrays (or `pvsim.enable_x64()`), or set JAX_ENABLE_X64=1."
+        )
+
+
+def enable_x64() -> None:
+    """Turn on float64 in JAX (explicit, for scripts and the CLI)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
