@@ -67,6 +67,8 @@ class Device:
                                   np.asarray(self.asm.cols), self.asm.n_dof)
         self._solve = jax.jit(self._solve_impl)
         self._observe = jax.jit(self._observe_impl)
+        self._tangent = jax.jit(self._tangent_impl)
+        self._guess = jax.jit(self._guess_impl)
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -100,6 +102,9 @@ class Device:
     # ------------------------------------------------------------------ solving
     def initial_guess(self, params: Params):
         """Local charge neutrality (per site, averaged per node), quasi-Fermi levels 0."""
+        return self._guess(params)
+
+    def _guess_impl(self, params: Params):
         lay, disc = self.layout, self.disc
         m = gather(params.material, jnp.asarray(disc.site_region))
         psi_site = neutral_potential(params.doping, 0.0, m)
@@ -125,7 +130,10 @@ class Device:
         return self._solve_impl(u0, params)
 
     def tangent(self, u, params: Params, dparams: Params):
-        """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds."""
+        """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted)."""
+        return self._tangent(u, params, dparams)
+
+    def _tangent_impl(self, u, params: Params, dparams: Params):
         _, dfds = jax.jvp(lambda p: self.asm.residual(u, p), (params,), (dparams,))
         _, vals = self.asm.residual_and_jacobian(u, params)
         return self.solver.solve(vals, -dfds, self.asm.rows, self.asm.cols)

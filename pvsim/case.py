@@ -1,0 +1,321 @@
+"""Case files (TOML): typed, validated at load, turned into a :class:`~pvsim.device.Device`.
+
+Every section maps to one pydantic model; keys carry their unit (``thickness_nm``,
+``doping_cm3`` ...). Any problem raises :class:`CaseError` whose message is one paragraph:
+the key, the value, what was expected and an example. See ``docs/case_files.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .units import thermal_voltage
+
+Pos = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+
+
+class CaseError(ValueError):
+    """A case file that cannot be run; the message says what to change."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulationSection(_Model):
+    name: str = "pvsim case"
+    description: str = ""
+    temperature_K: Annotated[float, Field(ge=40, le=1000)] = 300.0
+
+
+class LayerSection(_Model):
+    region: str
+    material: str | None = None
+    thickness_nm: Pos
+    spacing_nm: Pos | None = None
+    min_spacing_nm: Pos | None = None
+
+
+class MeshSection(_Model):
+    file: str | None = None
+    length_unit: Literal["m", "mm", "um", "nm", "cm", "A"] = "nm"
+    axisymmetric: bool = False
+    layers: list[LayerSection] | None = None
+    left_contact: str | None = None
+    right_contact: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.file is None) == (self.layers is None):
+            raise ValueError("give exactly one of 'file' (a gmsh .msh) or [[mesh.layers]] (1D stack)")
+        return self
+
+
+class MaterialSection(_Model):
+    kind: Literal["semiconductor", "insulator"] = "semiconductor"
+    eps_r: Pos
+    electron_affinity_eV: float = 4.0
+    band_gap_eV: Pos | None = None
+    intrinsic_density_cm3: Pos | None = None
+    Nc_cm3: Pos = 1e19
+    Nv_cm3: Pos = 1e19
+    mu_n_cm2_Vs: Pos = 1.0
+    mu_p_cm2_Vs: Pos = 1.0
+    tau_n_s: Pos = math.inf
+    tau_p_s: Pos = math.inf
+    trap_level_eV: float = 0.0
+    radiative_B_cm3_s: NonNeg = 0.0
+    auger_Cn_cm6_s: NonNeg = 0.0
+    auger_Cp_cm6_s: NonNeg = 0.0
+
+    @model_validator(mode="after")
+    def _gap(self):
+        if self.kind == "semiconductor" and (self.band_gap_eV is None) == (self.intrinsic_density_cm3 is None):
+            raise ValueError("give exactly one of 'band_gap_eV' or 'intrinsic_density_cm3'")
+        return self
+
+
+class DopingSection(_Model):
+    type: Literal["uniform", "step", "gaussian"] = "uniform"
+    donors_cm3: NonNeg = 0.0
+    acceptors_cm3: NonNeg = 0.0
+    axis: Literal["x", "y", "z"] = "x"
+    position_nm: float = 0.0
+    side: Literal["above", "below"] = "above"
+    center_nm: float = 0.0
+    sigma_nm: Pos = 1.0
+
+
+class RegionSection(_Model):
+    material: str | None = None
+    donors_cm3: NonNeg = 0.0
+    acceptors_cm3: NonNeg = 0.0
+    doping: list[DopingSection] = []
+
+
+class ContactSection(_Model):
+    type: Literal["ohmic", "work_function"] = "ohmic"
+    work_function_eV: Pos | None = None
+    control: Literal["voltage", "current"] = "voltage"
+
+    @model_validator(mode="after")
+    def _wf(self):
+        if self.type == "work_function" and self.work_function_eV is None:
+            raise ValueError("a work_function contact needs 'work_function_eV'")
+        return self
+
+
+class SweepSection(_Model):
+    contact: str
+    voltages_V: list[float] | None = None
+    start_V: float | None = None
+    stop_V: float | None = None
+    step_V: Pos | None = None
+    extra_V: list[float] = []
+    currents_A_cm2: list[float] | None = None  # 1D
+    currents_A_m: list[float] | None = None  # 2D planar, per metre of depth
+    currents_A: list[float] | None = None  # 3D, axisymmetric
+
+    @model_validator(mode="after")
+    def _values(self):
+        ranges = self.start_V is not None or self.stop_V is not None or self.step_V is not None
+        given = [self.voltages_V is not None, ranges,
+                 any(x is not None for x in (self.currents_A_cm2, self.currents_A_m, self.currents_A))]
+        if sum(given) != 1:
+            raise ValueError("give one of 'voltages_V', ('start_V', 'stop_V', 'step_V') or a currents list")
+        if ranges and None in (self.start_V, self.stop_V, self.step_V):
+            raise ValueError("'start_V', 'stop_V' and 'step_V' go together")
+        return self
+
+    def voltage_list(self) -> list[float] | None:
+        if self.voltages_V is not None:
+            return list(self.voltages_V) + list(self.extra_V)
+        if self.start_V is None:
+            return None
+        n = int(round(abs(self.stop_V - self.start_V) / self.step_V))
+        sign = 1.0 if self.stop_V >= self.start_V else -1.0
+        return [self.start_V + sign * k * self.step_V for k in range(n + 1)] + list(self.extra_V)
+
+
+class SolverSection(_Model):
+    tolerance: Pos = 1e-9
+    max_iterations: Annotated[int, Field(ge=1, le=500)] = 40
+    max_step: Pos = 10.0
+    linear_solver: Literal["auto", "klu", "scipy"] = "auto"
+    predictor: Literal["tangent", "secant", "none"] = "tangent"
+
+
+class Case(_Model):
+    simulation: SimulationSection = SimulationSection()
+    mesh: MeshSection
+    materials: dict[str, MaterialSection]
+    regions: dict[str, RegionSection] = {}
+    contacts: dict[str, ContactSection]
+    sweep: SweepSection | None = None
+    solver: SolverSection = SolverSection()
+
+
+# --------------------------------------------------------------------------- errors
+_EXAMPLES = {
+    "thickness_nm": "thickness_nm = 30", "temperature_K": "temperature_K = 300",
+    "eps_r": "eps_r = 11.1", "band_gap_eV": "band_gap_eV = 1.12",
+    "mu_n_cm2_Vs": "mu_n_cm2_Vs = 400", "mu_p_cm2_Vs": "mu_p_cm2_Vs = 200",
+    "donors_cm3": "donors_cm3 = 1e17", "acceptors_cm3": "acceptors_cm3 = 1e17",
+    "work_function_eV": "work_function_eV = 5.1", "file": 'file = "meshes/diode_2d.msh"',
+    "contact": 'contact = "anode"', "material": 'material = "silicon"',
+    "tau_n_s": "tau_n_s = 1e-5", "tau_p_s": "tau_p_s = 1e-5", "region": 'region = "htl"',
+}
+_KNOWN_KEYS = sorted({f for m in (SimulationSection, LayerSection, MeshSection, MaterialSection,
+                                  DopingSection, RegionSection, ContactSection, SweepSection,
+                                  SolverSection, Case) for f in m.model_fields})
+
+
+def _explain(err: dict, source: str) -> str:
+    loc = ".".join(str(x) for x in err["loc"])
+    key = str(err["loc"][-1]) if err["loc"] else ""
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        stem = key.rsplit("_", 1)[0]
+        close = [k for k in _KNOWN_KEYS if k.startswith(stem + "_")] or \
+            difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+        hint = f" Did you mean '{close[0]}' (keys carry their unit)?" if close else ""
+        return f"{source}: unknown key '{loc}'.{hint}"
+    if kind == "missing":
+        ex = _EXAMPLES.get(key, f"{key} = ...")
+        return f"{source}: missing key '{loc}'. Add it, for example: {ex}"
+    ex = _EXAMPLES.get(key)
+    tail = f" Example: {ex}" if ex else ""
+    return f"{source}: '{loc}' = {value!r} is not valid: {err['msg']}.{tail}"
+
+
+def load_case(source: str | Path | dict, base_dir: str | Path | None = None) -> tuple[Case, Path]:
+    """Parse and validate a case from a TOML path or a dict; returns (case, base directory)."""
+    if isinstance(source, dict):
+        data, name, base = source, "case", Path(base_dir or ".")
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise CaseError(f"case file '{path}' not found")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise CaseError(f"{path}: not valid TOML ({exc}); check quotes and brackets") from None
+        name, base = str(path), Path(base_dir or path.parent)
+    try:
+        case = Case.model_validate(data)
+    except ValidationError as exc:
+        raise CaseError(" ".join(_explain(e, name) for e in exc.errors()[:3])) from None
+    return case, base
+
+
+# --------------------------------------------------------------------------- device
+def build_device(case: Case, base: Path):
+    """Mesh, materials, doping and contacts of a validated case (physical checks here)."""
+    from .device import Device
+    from .doping import DopingProfile
+    from .geometry import Layer, layer_stack
+    from .layout import ContactSpec
+    from .materials import MaterialSpec
+    from .mesh import read_msh
+    from .newton import NewtonOptions
+
+    m = case.mesh
+    region_material = {k: r.material for k, r in case.regions.items() if r.material}
+    if m.layers is not None:
+        for layer in m.layers:
+            if layer.material:
+                region_material.setdefault(layer.region, layer.material)
+        mesh = layer_stack(
+            [Layer(x.region, x.thickness_nm * 1e-9,
+                   x.spacing_nm * 1e-9 if x.spacing_nm else None,
+                   x.min_spacing_nm * 1e-9 if x.min_spacing_nm else None) for x in m.layers],
+            m.left_contact, m.right_contact)
+    else:
+        mesh = read_msh(base / m.file, length_unit=m.length_unit, axisymmetric=m.axisymmetric)
+
+    for name in case.regions:
+        if name not in mesh.regions:
+            raise CaseError(f"[regions.{name}]: the mesh has no region '{name}'; its regions are "
+                            f"{sorted(mesh.regions)} (gmsh physical groups of the top dimension).")
+    materials = {}
+    for region in mesh.regions:
+        mat = region_material.get(region)
+        if mat is None:
+            raise CaseError(f"region '{region}' has no material: add [regions.{region}] "
+                            f"material = \"...\" (one of {sorted(case.materials)}).")
+        if mat not in case.materials:
+            raise CaseError(f"region '{region}': material '{mat}' is not defined; define "
+                            f"[materials.{mat}] or use one of {sorted(case.materials)}.")
+        materials[region] = _material_spec(case.materials[mat], case.simulation.temperature_K,
+                                           MaterialSpec)
+    for name in case.contacts:
+        if name not in mesh.boundaries:
+            raise CaseError(f"[contacts.{name}]: the mesh has no boundary '{name}'; its boundary "
+                            f"groups are {sorted(mesh.boundaries)}.")
+    doping = {}
+    for name, r in case.regions.items():
+        prof = [DopingProfile("uniform", r.donors_cm3, r.acceptors_cm3)] if (r.donors_cm3 or r.acceptors_cm3) else []
+        for d in r.doping:
+            prof.append(DopingProfile(d.type, d.donors_cm3, d.acceptors_cm3, d.axis,
+                                      d.position_nm * 1e-9, d.side, d.center_nm * 1e-9,
+                                      d.sigma_nm * 1e-9))
+        doping[name] = prof
+    contacts = tuple(ContactSpec(n, c.type, c.control) for n, c in case.contacts.items())
+    wf = {n: c.work_function_eV for n, c in case.contacts.items() if c.work_function_eV}
+    s = case.solver
+    return Device(mesh=mesh, materials=materials, contacts=contacts, doping=doping,
+                  work_functions_eV=wf, temperature_K=case.simulation.temperature_K,
+                  linear_solver=s.linear_solver,
+                  newton=NewtonOptions(tol=s.tolerance, max_iter=s.max_iterations, max_step=s.max_step))
+
+
+def _material_spec(m: MaterialSection, T: float, cls):
+    fields = m.model_dump(exclude={"intrinsic_density_cm3"})
+    if m.kind == "semiconductor" and m.band_gap_eV is None:
+        # ni = sqrt(Nc Nv) exp(-Eg / 2kT)  ->  Eg = kT ln(Nc Nv / ni^2)
+        fields["band_gap_eV"] = thermal_voltage(T) * np.log(m.Nc_cm3 * m.Nv_cm3 / m.intrinsic_density_cm3**2)
+    if fields["band_gap_eV"] is None:
+        fields["band_gap_eV"] = 10.0  # insulators: unused
+    return cls(**fields)
+
+
+def sweep_targets(case: Case, device) -> list:
+    """The bias points of the case's [sweep] section."""
+    from .sweep import BiasPoint
+
+    sw = case.sweep
+    if sw is None:
+        return []
+    names = device.contact_names
+    if sw.contact not in names:
+        raise CaseError(f"[sweep] contact = '{sw.contact}' is not a contact; contacts are {names}.")
+    k = names.index(sw.contact)
+    ctl = device.contacts[k].control
+    volts = sw.voltage_list()
+    zeros = np.zeros(len(names))
+    if volts is not None:
+        if ctl != "voltage":
+            raise CaseError(f"[sweep] gives voltages but contact '{sw.contact}' is current-controlled; "
+                            "give a currents list or set control = \"voltage\".")
+        return [BiasPoint(np.where(np.arange(len(names)) == k, v, 0.0), zeros.copy()) for v in volts]
+    dim_eff = device.scales.dim_eff
+    key = {1: "currents_A_cm2", 2: "currents_A_m", 3: "currents_A"}[dim_eff]
+    values = getattr(sw, key)
+    if values is None:
+        raise CaseError(f"[sweep]: this {dim_eff}D device takes '{key}' for current control.")
+    if ctl != "current":
+        raise CaseError(f"[sweep] gives currents but contact '{sw.contact}' has control = \"voltage\"; "
+                        "set control = \"current\" in its [contacts] table.")
+    scale = 1e4 if key == "currents_A_cm2" else 1.0
+    return [BiasPoint(zeros.copy(), np.where(np.arange(len(names)) == k, i * scale, 0.0))
+            for i in values]
+

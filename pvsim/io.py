@@ -1,0 +1,95 @@
+"""Results as an ``xarray.Dataset`` (DESIGN.md section 6) and NetCDF output.
+
+Dimensions ``bias``, ``node``, ``contact``, ``dim``, ``channel``; every variable carries CF
+``units`` and ``long_name``. At an interface node, densities, rates and band edges are the
+control-volume-weighted averages of the adjacent regions' values (so sum(R * V) over nodes is
+the exact discrete integral); potentials are single-valued there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .sweep import PointResult, SweepResult
+
+_NODE_FIELDS = {
+    "potential": ("psi", "V", "electrostatic (vacuum-level) potential"),
+    "phi_n": ("phi_n", "V", "electron quasi-Fermi potential"),
+    "phi_p": ("phi_p", "V", "hole quasi-Fermi potential"),
+    "n": ("n", "m-3", "electron density"),
+    "p": ("p", "m-3", "hole density"),
+    "R_srh": ("R_srh", "m-3 s-1", "Shockley-Read-Hall recombination rate"),
+    "R_rad": ("R_rad", "m-3 s-1", "radiative recombination rate"),
+    "R_auger": ("R_auger", "m-3 s-1", "Auger recombination rate"),
+    "Ec": ("Ec", "eV", "conduction band edge (energy; 0 = Fermi level of a grounded contact)"),
+    "Ev": ("Ev", "eV", "valence band edge"),
+}
+
+
+def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bool = True) -> xr.Dataset:
+    dev = result.device
+    pts: list[PointResult] = ([result.equilibrium] if include_equilibrium else []) + result.points
+    cu = dev.scales.current_units
+    obs = [p.observables for p in pts]
+
+    def stack(key):
+        return np.stack([o[key] for o in obs]) if obs else np.zeros((0,))
+
+    mesh = dev.mesh
+    node_region = np.full(mesh.n_nodes, -1)
+    node_region[dev.disc.site_node[::-1]] = dev.disc.site_region[::-1]  # first region wins
+    ds = xr.Dataset(
+        coords=dict(
+            bias=np.arange(len(pts)),
+            contact=dev.contact_names,
+            x=(("node", "dim"), mesh.points, dict(units="m", long_name="node coordinates")),
+            channel=["srh", "radiative", "auger"],
+        )
+    )
+    ds["region"] = ("node", node_region, dict(
+        units="1", long_name="region index of the node (first region at interfaces)",
+        flag_values=np.arange(len(dev.disc.region_names)),
+        flag_meanings=" ".join(dev.disc.region_names)))
+    for name, (key, units, long) in _NODE_FIELDS.items():
+        ds[name] = (("bias", "node"), stack(key), dict(units=units, long_name=long))
+    ds["voltage"] = (("bias", "contact"), stack("voltage"), dict(units="V", long_name="contact voltage"))
+    for name, key, long in [
+        ("current", "current", "terminal current into the device (robust extraction)"),
+        ("current_direct", "current_direct", "terminal current into the device (direct edge-flux sum)"),
+        ("current_n", "i_n_robust", "electron part of the terminal current"),
+        ("current_p", "i_p_robust", "hole part of the terminal current"),
+    ]:
+        ds[name] = (("bias", "contact"), stack(key), dict(units=cu, long_name=long))
+    ds["recombination_current"] = (("bias", "channel"), stack("recombination_current_by_channel"),
+                                   dict(units=cu, long_name="q times the integral of each recombination rate"))
+    total = np.abs(ds["current"]).max("contact")
+    iqe = np.where(total > 0, ds["recombination_current"].sel(channel="radiative") / np.where(total > 0, total, 1), np.nan)
+    ds["iqe"] = ("bias", iqe, dict(units="1", long_name="internal quantum efficiency q int R_rad dV / |I|"))
+    for name, vals, units, long in [
+        ("newton_iterations", [p.iterations for p in pts], "1", "Newton iterations (all sub-steps)"),
+        ("newton_residual", [p.residual for p in pts], "1", "row-equilibrated residual max norm at the last Jacobian"),
+        ("newton_update", [p.update for p in pts], "1", "last Newton update max norm (units of V_T)"),
+        ("continuation_substeps", [p.substeps for p in pts], "1", "continuation sub-steps"),
+        ("wall_time", [p.wall_time for p in pts], "s", "wall time of the bias point"),
+    ]:
+        ds[name] = ("bias", np.asarray(vals), dict(units=units, long_name=long))
+    ds.attrs.update(
+        title="pvsim steady-state sweep", pvsim_version=__version__, Conventions="CF-1.8",
+        current_units=cu, temperature_K=dev.temperature_K,
+        convergence=f"max |du| <= {dev.newton.tol:g} (scaled, units of V_T) per Newton solve",
+        status="complete" if result.ok else "stopped: " + result.failure,
+        regions=" ".join(dev.disc.region_names), case=case_text,
+        geometry="axisymmetric (r, z)" if mesh.axisymmetric else f"{mesh.dim}D",
+    )
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path

@@ -1,0 +1,399 @@
+"""Independent high-accuracy 1D reference solutions for pvsim's tests (numpy/scipy/mpmath only).
+
+SI units in and out; constants are CODATA values from :mod:`scipy.constants`.
+Sign conventions: psi is the electrostatic potential measured from the intrinsic level,
+n = ni exp((psi - phi_n)/V_T), p = ni exp((phi_p - psi)/V_T), E = -dpsi/dx.  pn junction: p side
+on [0, Lp], n side on [Lp, Lp + Ln]; the p contact (x = 0) is at bias V, the n contact at 0 V.
+
+References: [Sze] S. M. Sze, K. K. Ng, Physics of Semiconductor Devices, 3rd ed. (Wiley 2007),
+Ch. 2; [Gum] H. K. Gummel, Bell Syst. Tech. J. 49, 827 (1970) (Gummel-number current);
+[SNS] C. T. Sah, R. N. Noyce, W. Shockley, Proc. IRE 45, 1228 (1957); [LM] M. A. Lampert,
+P. Mark, Current Injection in Solids (Academic 1970); [Rohr] J. A. Röhr et al., J. Phys.:
+Condens. Matter 30, 105901 (2018), "Exploring the validity and limitations of the Mott-Gurney
+law for charge-carrier mobility determination of semiconducting thin-films".
+Run ``python tests/reference.py`` for the self-check and the numbers quoted in the docstrings.
+"""
+
+from math import factorial
+
+import numpy as np
+import mpmath as mp
+from scipy import constants as sc
+from scipy.integrate import solve_bvp
+from scipy.optimize import brentq
+
+Q, KB, EPS0 = sc.elementary_charge, sc.Boltzmann, sc.epsilon_0
+_GL_T, _GL_W = np.polynomial.legendre.leggauss(16)
+
+
+def _vt(T):
+    return KB * T / Q
+
+
+_G_COEF = [1.0 / factorial(k) for k in range(2, 17)]
+
+
+def _g_over_t2(t):
+    """(exp(t) - 1 - t)/t**2 without cancellation (Taylor series for |t| < 0.5; 1/2 at 0)."""
+    t = np.asarray(t, float)
+    small = np.abs(t) < 0.5
+    ts, tb = np.where(small, t, 0.0), np.where(small, 1.0, t)
+    ser = sum(c * ts ** k for k, c in enumerate(_G_COEF))
+    return np.where(small, ser, (np.expm1(tb) - tb) / tb ** 2)
+
+
+def _g(t):
+    """exp(t) - 1 - t."""
+    return np.asarray(t, float) ** 2 * _g_over_t2(t)
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. pn junction electrostatics: first integral of Poisson-Boltzmann + quadrature + root finding
+# ----------------------------------------------------------------------------------------------
+class _Side:
+    """One side of the junction, potential excursion delta = |psi - psi_bulk|/V_T >= 0 from its
+    bulk towards the junction.  With maj/mino the bulk carrier densities, the first integral of
+    eps psi'' = -rho gives (eps/2) E^2 = kT f(delta), f = maj g(-delta) + mino g(delta),
+    g(t) = e^t - 1 - t  [Sze, Sec. 2.x 'surface space-charge'].  Distance from the junction
+    d(delta) = int_{ln delta}^{ln delta_j} lam(s) ds,  lam = sqrt(eps V_T / (2 q f/delta^2)),
+    smooth in s = ln delta and -> Debye length L_D as delta -> 0 (the exponential tail)."""
+
+    S_LO = -45.0  # below this delta < 3e-20: lam == L_D to machine precision
+
+    def __init__(self, maj, mino, eps, VT, psi_b, sign, length):
+        self.maj, self.mino, self.eps, self.VT = maj, mino, eps, VT
+        self.psi_b, self.sign, self.length = psi_b, sign, length
+        self.LD = np.sqrt(eps * VT / (Q * (maj + mino)))
+
+    def f(self, d):
+        return self.maj * _g(-d) + self.mino * _g(d)
+
+    def lam(self, s):
+        d = np.exp(s)
+        return np.sqrt(self.eps * self.VT / (2 * Q * (self.maj * _g_over_t2(-d) + self.mino * _g_over_t2(d))))
+
+    def set_junction(self, dj):
+        self.sj = np.log(dj)
+        n = max(int(np.ceil((self.sj - self.S_LO) / 0.25)), 1)
+        self.s_nodes = np.linspace(self.sj, self.S_LO, n + 1)  # descending
+        a, b = self.s_nodes[1:], self.s_nodes[:-1]
+        pts = 0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * _GL_T
+        seg = 0.5 * (b - a) * (self.lam(pts) @ _GL_W)
+        self.D_nodes = np.concatenate([[0.0], np.cumsum(seg)])
+        self.s_end = self.s_of_distance(np.array([self.length]))[0]
+
+    def s_of_distance(self, dist):
+        """Invert d(s) = dist (vectorised Newton inside the bracketing table panel)."""
+        dist = np.asarray(dist, float)
+        s = np.empty_like(dist)
+        tail = dist >= self.D_nodes[-1]
+        s[tail] = self.S_LO - (dist[tail] - self.D_nodes[-1]) / self.LD
+        k = np.clip(np.searchsorted(self.D_nodes, dist[~tail], side="right") - 1, 0, len(self.D_nodes) - 2)
+        s0, s1, D0, D1 = self.s_nodes[k], self.s_nodes[k + 1], self.D_nodes[k], self.D_nodes[k + 1]
+        si = s0 + (s1 - s0) * (dist[~tail] - D0) / (D1 - D0)
+        for _ in range(12):
+            pts = 0.5 * (si + s0)[:, None] + 0.5 * (s0 - si)[:, None] * _GL_T
+            Dsi = D0 + 0.5 * (s0 - si) * (self.lam(pts) @ _GL_W)
+            si = np.clip(si + (Dsi - dist[~tail]) / self.lam(si), s1, s0)
+        s[~tail] = si
+        return s
+
+    def integral(self, h):
+        """int over this side of h(delta) dx, for h(0) = 0 (h vanishes in the neutral bulk)."""
+        lo = max(self.s_end, self.S_LO)
+        n = max(int(np.ceil((self.sj - lo) / 0.25)), 1)
+        e = np.linspace(lo, self.sj, n + 1)
+        pts = 0.5 * (e[:-1] + e[1:])[:, None] + 0.5 * np.diff(e)[:, None] * _GL_T
+        return float(np.sum(0.5 * np.diff(e) * ((h(np.exp(pts)) * self.lam(pts)) @ _GL_W)))
+
+
+def _bulk(N, ni, VT, V):
+    """Neutral bulk with both quasi-Fermi levels of the model fixed (pn = ni^2 exp(V/V_T))."""
+    maj = 0.5 * (N + np.sqrt(N * N + 4 * ni * ni * np.exp(V / VT)))
+    return maj, ni * ni * np.exp(V / VT) / maj
+
+
+class PNJunction:
+    """Abrupt pn junction electrostatics, exact to round-off for the model
+    eps psi'' = -q (p - n + ND(x) - NA(x)),  p = ni exp((V - psi)/V_T),  n = ni exp(psi/V_T)
+    (phi_p = V, phi_n = 0 everywhere), Dirichlet psi = neutral bulk values at both ends.
+
+    V = 0 is the exact equilibrium Poisson-Boltzmann problem.  For V < 0 this is the reverse-bias
+    reference: the majority quasi-Fermi levels are flat (no majority current) and the error made
+    in the minority densities (at most ~ni^2/N = 1e9 m^-3 against 1e23 m^-3 dopants) changes psi
+    by < 1e-12 V.  (Taking the QFLs as steps at x = Lp instead would be wrong: it floods the
+    depletion region with electrons at the p-side QFL.)  For V > 0 it is the textbook 'flat QFLs
+    across the depletion region' model, valid in low injection.
+    Each side is solved by the first integral (class _Side); the junction excursions satisfy
+    delta_p + delta_n = (psi_bn - psi_bp)/V_T and f_p(delta_p) = f_n(delta_n) (continuous D).
+    The semi-infinite first integral ignores the O(exp(-L_neutral/L_D)) field at the outer ends;
+    by the maximum principle the resulting error in psi is bounded by ``self.trunc_err`` [V].
+    """
+
+    def __init__(self, NA, ND, ni, eps_r, T, Lp, Ln, V=0.0):
+        self.VT, self.eps, self.Lp, self.Ln, self.NA, self.ND = _vt(T), eps_r * EPS0, Lp, Ln, NA, ND
+        pp, npb = _bulk(NA, ni, self.VT, V)
+        nn, pnb = _bulk(ND, ni, self.VT, V)
+        self.psi_bp, self.psi_bn = V - self.VT * np.log(pp / ni), self.VT * np.log(nn / ni)
+        self.p = _Side(pp, npb, self.eps, self.VT, self.psi_bp, +1.0, Lp)
+        self.n = _Side(nn, pnb, self.eps, self.VT, self.psi_bn, -1.0, Ln)
+        Dt = (self.psi_bn - self.psi_bp) / self.VT
+        if Dt <= 0:
+            raise ValueError("V must be below the built-in voltage")
+        # f_p(delta_p) = f_n(Dt - delta_p), solved in s = ln(delta) of the smaller excursion
+        lnf = lambda sd, s: 2 * s + np.log(sd.maj * _g_over_t2(-np.exp(s)) + sd.mino * _g_over_t2(np.exp(s)))
+        a, b = (self.p, self.n) if lnf(self.p, np.log(Dt / 2)) > lnf(self.n, np.log(Dt / 2)) else (self.n, self.p)
+        s = brentq(lambda s: lnf(a, s) - lnf(b, np.log(Dt - np.exp(s))), -700.0, np.log(Dt / 2),
+                   xtol=1e-15, rtol=4 * np.finfo(float).eps)
+        a.set_junction(np.exp(s))
+        b.set_junction(Dt - np.exp(s))
+        dp = np.exp(self.p.sj)
+        self.psi_j = self.psi_bp + self.VT * dp
+        self.E_j = np.sqrt(2 * KB * T * self.p.f(dp) / self.eps)  # field magnitude at x = Lp
+        self.Q_dep = self.eps * self.E_j  # depletion charge per side [C/m^2] (Gauss)
+        self.trunc_err = self.VT * max(np.exp(self.p.s_end), np.exp(self.n.s_end))
+        if self.trunc_err > 1e-10:
+            raise ValueError(f"sides too short for the semi-infinite first integral ({self.trunc_err:.1e} V)")
+
+    def psi(self, x):
+        x = np.asarray(x, float)
+        out = np.empty_like(x)
+        m = x <= self.Lp
+        for side, sel, dist in ((self.p, m, self.Lp - x[m]), (self.n, ~m, x[~m] - self.Lp)):
+            out[sel] = side.psi_b + side.sign * self.VT * np.exp(side.s_of_distance(dist))
+        return out
+
+
+def pn_equilibrium_potential(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, x_eval_m):
+    """Equilibrium psi(x) [V] of the abrupt pn junction (Boltzmann statistics, Fermi level 0,
+    psi(0) = -V_T asinh(NA/2ni), psi(L) = V_T asinh(ND/2ni)); abs. error ~1e-15 V (see
+    PNJunction; cross-checked against solve_bvp in _selfcheck)."""
+    return PNJunction(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, 0.0).psi(x_eval_m)
+
+
+def _pn_bvp(NA, ND, ni, eps_r, T, Lp, Ln, V=0.0, tol=1e-10):
+    """Independent check: solve_bvp with both sides folded onto t in [0, 1] (junction at t = 1,
+    u = psi/V_T, u1(t) = u(Lp t), u2(t) = u(L - Ln t)), so the doping step is a node exactly."""
+    VT, eps = _vt(T), eps_r * EPS0
+    k, vb = Q / (eps * VT), V / VT
+    pp, _ = _bulk(NA, ni, VT, V)
+    nn, _ = _bulk(ND, ni, VT, V)
+    ua, ub = vb - np.log(pp / ni), np.log(nn / ni)
+    rhs = lambda u, N: -k * (ni * np.exp(vb - u) - ni * np.exp(u) + N)
+    f = lambda t, y: np.vstack([y[1], Lp ** 2 * rhs(y[0], -NA), y[3], Ln ** 2 * rhs(y[2], ND)])
+    bc = lambda a, b: np.array([a[0] - ua, a[2] - ub, b[0] - b[2], b[1] / Lp + b[3] / Ln])
+    W = np.sqrt(2 * eps * VT * (ub - ua) / Q * (1 / NA + 1 / ND))
+    xp, xn = W * ND / (NA + ND), W * NA / (NA + ND)
+    t = np.linspace(0, 1, 4001)
+    d1, d2 = np.clip(xp - Lp * (1 - t), 0, None), np.clip(xn - Ln * (1 - t), 0, None)
+    y0 = np.vstack([ua + Q * NA * d1 ** 2 / (2 * eps * VT), -Q * NA * d1 * Lp / (eps * VT),
+                    ub - Q * ND * d2 ** 2 / (2 * eps * VT), Q * ND * d2 * Ln / (eps * VT)])
+    sol = solve_bvp(f, bc, t, y0, tol=tol, max_nodes=2_000_000, bc_tol=1e-12)
+    assert sol.success, sol.message
+    x = np.concatenate([Lp * sol.x, Lp + Ln * (1 - sol.x)])
+    return x, VT * np.concatenate([sol.y[0], sol.y[2]])
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Depletion width
+# ----------------------------------------------------------------------------------------------
+def built_in_voltage(NA_m3, ND_m3, ni_m3, T_K):
+    """Vbi = V_T ln(NA ND / ni^2) [V]."""
+    return _vt(T_K) * np.log(NA_m3 * ND_m3 / ni_m3 ** 2)
+
+
+def depletion_width(NA_m3, ND_m3, ni_m3, eps_r, T_K, V_applied):
+    """Depletion approximation [Sze, Eq. for the abrupt junction]:
+    W = sqrt(2 eps (Vbi - V)/q (1/NA + 1/ND)) [m]."""
+    Vbi = built_in_voltage(NA_m3, ND_m3, ni_m3, T_K)
+    return np.sqrt(2 * eps_r * EPS0 * (Vbi - V_applied) / Q * (1 / NA_m3 + 1 / ND_m3))
+
+
+def depletion_width_corrected(NA_m3, ND_m3, ni_m3, eps_r, T_K, V_applied):
+    """Same with the majority-carrier-tail correction Vbi - V - 2 V_T [Sze, Sec. 2.2, abrupt
+    junction].  This is the one to compare with a W extracted from a numerical solution through
+    its depletion charge, W = Q_dep/q (1/NA + 1/ND), Q_dep = int_{p side} |rho| dx (= eps E_max):
+    the exact first integral gives Q_dep^2/(2 eps) = NA ND/(NA + ND) q kT (D - 2 + O(e^-D)),
+    D = (Vbi - V)/V_T, i.e. exactly this formula up to exp(-D) and (ni/N)^2 terms (~1e-14)."""
+    VT = _vt(T_K)
+    Vbi = built_in_voltage(NA_m3, ND_m3, ni_m3, T_K)
+    return np.sqrt(2 * eps_r * EPS0 * (Vbi - V_applied - 2 * VT) / Q * (1 / NA_m3 + 1 / ND_m3))
+
+
+def depletion_width_from_charge(x_m, net_charge_C_m3, NA_m3, ND_m3):
+    """W [m] from a numerical space charge rho(x) = q (p - n + ND - NA) sampled at x:
+    W = Q_dep/q (1/NA + 1/ND), Q_dep = 1/2 int |rho| dx (rho < 0 on the whole p side and > 0 on
+    the whole n side, so this is the charge of either side, needs no edge threshold and does not
+    need the junction position).  The doping step makes rho discontinuous at x = Lp: to integrate
+    exactly, give the junction node twice (x repeated, left then right limit of rho); with a single
+    junction node the trapezoid error is ~h/(4 x_p) (0.3 % for h = 1 nm).  Compare with
+    depletion_width_corrected (exact to 1e-14; differences are the simulator's discretisation).
+    Equivalent: W = eps E_max/q (1/NA + 1/ND) with E_max the field at the junction."""
+    Qdep = 0.5 * np.trapezoid(np.abs(net_charge_C_m3), x_m)
+    return Qdep / Q * (1 / NA_m3 + 1 / ND_m3)
+
+
+def depletion_width_reference(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, V_applied):
+    """Charge-defined W of the PNJunction reference (exact for V <= 0)."""
+    return PNJunction(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, V_applied).Q_dep / Q * (1 / NA_m3 + 1 / ND_m3)
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Diode currents
+# ----------------------------------------------------------------------------------------------
+def _neutral_widths(NA, ND, ni, eps_r, T, Wp, Wn, V, tail_correction):
+    if eps_r is None:
+        return Wp, Wn
+    W = (depletion_width_corrected if tail_correction else depletion_width)(NA, ND, ni, eps_r, T, V)
+    return Wp - W * ND / (NA + ND), Wn - W * NA / (NA + ND)
+
+
+def shockley_short_base_current(NA_m3, ND_m3, ni_m3, mu_n, mu_p, T_K, Wp_m, Wn_m, V, eps_r=None,
+                                tail_correction=True):
+    """Ideal short-base diode current density [A/m^2] (mu in m^2/Vs):
+    J = q ni^2 (Dn/(NA Wp') + Dp/(ND Wn')) (exp(V/V_T) - 1),  D = mu V_T.
+    Assumptions: low injection, no recombination in the neutral regions (W' << diffusion length),
+    ohmic (infinite recombination velocity) contacts, QFLs flat across the depletion region,
+    no SRH in the depletion region, no series resistance.  Wp', Wn' are neutral widths: the side
+    widths minus the depletion parts x_p = W ND/(NA+ND), x_n = W NA/(NA+ND) at bias V, from
+    depletion_width_corrected (tail_correction=True, the Gummel-number-exact choice, see
+    gummel_diode_current) or depletion_width; eps_r=None uses the full side widths."""
+    VT = _vt(T_K)
+    wp, wn = _neutral_widths(NA_m3, ND_m3, ni_m3, eps_r, T_K, Wp_m, Wn_m, V, tail_correction)
+    return Q * ni_m3 ** 2 * VT * (mu_n / (NA_m3 * wp) + mu_p / (ND_m3 * wn)) * np.expm1(V / VT)
+
+
+def finite_base_current(NA_m3, ND_m3, ni_m3, mu_n, mu_p, tau_n, tau_p, T_K, Wp_m, Wn_m, V,
+                        eps_r=None, tail_correction=True):
+    """Finite-base diode with ohmic contacts [Sze, Sec. 2.3]: J = q ni^2 (Dn/(NA Ln) coth(Wp'/Ln)
+    + Dp/(ND Lp) coth(Wn'/Lp)) (exp(V/V_T) - 1), L = sqrt(D tau).  -> short base for W' << L
+    (coth(w) ~ 1/w + w/3), -> long base for W' >> L."""
+    VT = _vt(T_K)
+    wp, wn = _neutral_widths(NA_m3, ND_m3, ni_m3, eps_r, T_K, Wp_m, Wn_m, V, tail_correction)
+    Dn, Dp = mu_n * VT, mu_p * VT
+    Ldn, Ldp = np.sqrt(Dn * tau_n), np.sqrt(Dp * tau_p)
+    return Q * ni_m3 ** 2 * (Dn / (NA_m3 * Ldn * np.tanh(wp / Ldn)) + Dp / (ND_m3 * Ldp * np.tanh(wn / Ldp))) * np.expm1(V / VT)
+
+
+def gummel_diode_current(NA_m3, ND_m3, ni_m3, eps_r, mu_n, mu_p, T_K, Wp_m, Wn_m, V):
+    """Recombination-free diffusion current from the Gummel numbers [Gum]:
+    J_n = q Dn ni (1 - e^{-V/V_T}) / int_0^L e^{-psi/V_T} dx = q Dn ni^2 (e^{V/V_T} - 1)/int p dx,
+    exact for constant J_n if the majority QFL is flat, with psi and p from PNJunction(V) (hole
+    term symmetric).  int_{p side} p dx = p_b (Wp - x_p,charge): the neutral-width correction with
+    the 2 V_T tail formula.  Errors vs an exact drift-diffusion solution: neutral recombination
+    ~(W'/L_diff)^2/3, majority ohmic drop, low-injection level n/NA (each <~1e-3 here)."""
+    VT = _vt(T_K)
+    j = PNJunction(NA_m3, ND_m3, ni_m3, eps_r, T_K, Wp_m, Wn_m, V)
+    # int p dx: p side p = maj e^-delta; n side p = mino e^delta (and n symmetric)
+    int_p = j.p.maj * (Wp_m - j.p.integral(lambda d: -np.expm1(-d))) + j.n.mino * (Wn_m + j.n.integral(np.expm1))
+    int_n = j.n.maj * (Wn_m - j.n.integral(lambda d: -np.expm1(-d))) + j.p.mino * (Wp_m + j.p.integral(np.expm1))
+    return Q * ni_m3 ** 2 * VT * (mu_n / int_p + mu_p / int_n) * np.expm1(V / VT)
+
+
+def srh_depletion_current(NA_m3, ND_m3, ni_m3, eps_r, T_K, tau, V):
+    """Depletion-region SRH recombination current, Sah-Noyce-Shockley estimate [SNS; Sze Sec.
+    2.3]: J_rec = q ni W/(2 tau) exp(V/(2 V_T)) [A/m^2], tau = tau_n = tau_p, midgap trap,
+    W = depletion_width(V).  (Order-of-magnitude upper estimate; the exact SNS integral has a
+    (pi/2) V_T/E_max-type prefactor that is somewhat smaller.)"""
+    W = depletion_width(NA_m3, ND_m3, ni_m3, eps_r, T_K, V)
+    return Q * ni_m3 * W / (2 * tau) * np.exp(V / (2 * _vt(T_K)))
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Single-carrier space-charge-limited current
+# ----------------------------------------------------------------------------------------------
+def mott_gurney_current(eps_r, mu, L, V):
+    """J_MG = 9/8 eps mu V^2 / L^3 [A/m^2] (trap-free, drift only, [LM])."""
+    return 9.0 / 8.0 * eps_r * EPS0 * mu * V ** 2 / L ** 3
+
+
+def _sclc_sweep(eps_r, mu, L, V_list, n0_m3, T_K, tol=1e-10):
+    """Electron-only trap-free drift-diffusion + Poisson on [0, L], by continuation in V.
+    Scaled: xi = x/L, u = psi/V_T, e = du/dxi, nu = n/Ns, Ns = eps V_T/(q L^2), j = J L/(q mu Ns V_T):
+    u' = e, e' = nu, nu' = nu e - j (i.e. j = nu e - nu', electrons flow towards +x);
+    BCs u(0) = 0, u(1) = V/V_T, nu(0) = nu(1) = n0/Ns; j is the eigen-parameter. Solved in
+    w = ln nu. Returns list of (J [A/m^2], sol, nu0)."""
+    VT, eps = _vt(T_K), eps_r * EPS0
+    Ns = eps * VT / (Q * L ** 2)
+    nu0 = n0_m3 / Ns
+    # V = 0: w'' = (c/2) w, e = -2 w'/w = 2k tan(k(xi - 1/2)), nu = 2k^2/cos^2(k(xi - 1/2))
+    k = brentq(lambda k: 2 * k * k / np.cos(k / 2) ** 2 - nu0, 1e-12, np.pi * (1 - 1e-15))
+    xi = np.linspace(0, 1, 2001)
+    xi = np.unique(np.concatenate([xi, 1 - np.geomspace(1e-6, 0.5, 400), np.geomspace(1e-6, 0.5, 400)]))
+    y = np.vstack([2 * np.log(np.cos(k / 2) / np.cos(k * (xi - 0.5))), 2 * k * np.tan(k * (xi - 0.5)),
+                   np.log(2 * k * k) - 2 * np.log(np.cos(k * (xi - 0.5)))])
+    p, out, v_prev = np.array([0.0]), [], 0.0
+    f = lambda x, y, p: np.vstack([y[1], np.exp(y[2]), y[1] - p[0] * np.exp(-y[2])])
+    for V in V_list:
+        steps = max(1, int(np.ceil(abs(V - v_prev) / max(0.5 * VT, 0.2 * abs(v_prev)))))
+        for v in np.linspace(v_prev, V, steps + 1)[1:]:
+            bc = lambda a, b, p, v=v: np.array([a[0], b[0] - v / VT, a[2] - np.log(nu0), b[2] - np.log(nu0)])
+            sol = solve_bvp(f, bc, xi, y, p=p, tol=tol, max_nodes=500_000, bc_tol=1e-12)
+            if not sol.success:
+                raise RuntimeError(f"solve_bvp failed at V = {v}: {sol.message}")
+            xi, y, p = sol.x, sol.y, sol.p
+        v_prev = V
+        out.append((p[0] * Q * mu * Ns * VT / L, sol, nu0))
+    return out
+
+
+def _sclc_airy_polish(sol, nu0, Vhat, dps=60):
+    """Exact solution in Airy functions, polished from the solve_bvp one.  First integral:
+    e' = e^2/2 - j xi - c; with e = -2 w'/w this linearises to w'' = (j xi + c)/2 w, so
+    w = Ai(z) + t Bi(z), z = a (xi + c/j), a^3 = j/2;  nu = 2 a^2 (r^2 - z), e = -2 a r,
+    r = w_z/w;  V/V_T = 2 ln(w(z0)/w(z1)).  Unknowns (j, c), t fixed by nu(0) = nu0."""
+    mp.mp.dps = dps
+    e0, e1, j0 = sol.y[1][0], sol.y[1][-1], sol.p[0]
+    s0, s1 = np.sign(-e0), np.sign(-e1)  # signs of r at both ends
+
+    def resid(j, c):
+        a = mp.cbrt(j / 2)
+        z0, z1 = a * c / j, a * (1 + c / j)
+        r0 = s0 * mp.sqrt(nu0 / (2 * a * a) + z0)
+        t = -(mp.airyai(z0, 1) - r0 * mp.airyai(z0)) / (mp.airybi(z0, 1) - r0 * mp.airybi(z0))
+        w = lambda z, d=0: mp.airyai(z, d) + t * mp.airybi(z, d)
+        r1 = w(z1, 1) / w(z1)
+        return [r1 - s1 * mp.sqrt(nu0 / (2 * a * a) + z1), 2 * mp.log(w(z0) / w(z1)) - Vhat]
+
+    c0 = e0 ** 2 / 2 - nu0  # e'(0) = nu0
+    j, c = mp.findroot(resid, (mp.mpf(j0), mp.mpf(c0)), tol=mp.mpf(10) ** (-2 * dps // 3))
+    return float(j)
+
+
+def sclc_exact_current(eps_r, mu, L, V, n0_m3, T_K, polish=True):
+    """Exact trap-free electron-only SCLC current density [A/m^2] for symmetric injecting contacts.
+    Problem (reproducible in pvsim with two work-function contacts of the same W, holes
+    negligible, no doping/traps): electrons flow from x = 0 to x = L; J is the magnitude
+        J = q mu n dpsi/dx - q D dn/dx (const, D = mu V_T),   d2psi/dx2 = q n/eps,
+        n(0) = n(L) = n0 = Nc exp(-(W - chi)/kT),   psi(L) - psi(0) = V  (anode at +V).
+    Solved by solve_bvp (tol 1e-10) and, if polish, refined with the exact Airy-function
+    representation (_sclc_airy_polish) to round-off; relative difference of the two is ~1e-9."""
+    J, sol, nu0 = _sclc_sweep(eps_r, mu, L, [V], n0_m3, T_K)[0]
+    if not polish:
+        return J
+    return J * _sclc_airy_polish(sol, nu0, V / _vt(T_K)) / sol.p[0]
+
+
+def mott_gurney_window(eps_r, mu, L, n0_m3, T_K, tol=0.02, V_range=(0.1, 20.0), n_points=121):
+    """(V_low, V_high) [V]: the voltage interval in V_range where |J_exact/J_MG - 1| < tol
+    (the contiguous interval around the best point), or None if the ratio never gets that close.
+    At low V diffusion makes J_exact > J_MG (J ~ V: 'ohmic' from carriers diffused in from the
+    contacts, n ~ 2 pi^2 eps V_T/(q L^2)); at high V the finite contact density n0 makes it drop
+    below J_MG (injection saturation, linear J ~ V again) [Rohr].  Resolution: linear
+    interpolation of the ratio on a log grid of n_points voltages."""
+    Vs = np.geomspace(*V_range, n_points)
+    r = np.array([J for J, _, _ in _sclc_sweep(eps_r, mu, L, Vs, n0_m3, T_K)]) / mott_gurney_current(eps_r, mu, L, Vs)
+    dev = np.abs(r - 1)
+    i = int(np.argmin(dev))
+    if dev[i] >= tol:
+        return None
+    lo, hi = i, i
+    while lo > 0 and dev[lo - 1] < tol:
+        lo -= 1
+    while hi < len(Vs) - 1 and dev[hi + 1] < tol:
+        hi += 1
+    def cross(a, b):  # a inside, b outside: interpolate dev = tol in log V
+        t = (tol - dev[a]) / (dev[b] - dev[a])
+        return float(np.exp(np.log(Vs[a]) + t * (np.log(Vs[b]) - np.log(Vs[a]))))
+
+    return (Vs[0] if lo == 0 else cross(lo, lo - 1), Vs[-1] if hi == len(Vs) - 1 else cross(hi, hi + 1))
