@@ -3,11 +3,12 @@
 Discrete equations (scaled, box method; w_ij edge weights, V_s site volumes):
 
     Poisson, node i:     sum_j lambda2 eps_r w_ij (psi_i - psi_j) - sum_s V_s (p - n + C)_s = 0
-    electrons, set c:    sum_j w_ij J_n,ij - sum_s V_s R_s = 0        (div J_n = q R)
-    holes, set c:        sum_j w_ij J_p,ij + sum_s V_s R_s = 0        (div J_p = -q R)
+    electrons, set c:    sum_j w_ij J_n,ij - sum_s V_s (R - G)_s = 0   (div J_n = q (R - G))
+    holes, set c:        sum_j w_ij J_p,ij + sum_s V_s (R - G)_s = 0   (div J_p = -q (R - G))
 
 J_ij are the Scharfetter–Gummel currents of :mod:`pvsim.physics.flux`, R the sum of the
-recombination channels. The raw residual at a contact node is the current that enters the
+recombination channels, G a given pair generation rate per site (optical generation, or
+the source of a manufactured solution). The raw residual at a contact node is the current that enters the
 device there (electron and hole parts), which gives the terminal currents; contact rows are
 then replaced by their Dirichlet conditions, and a current-controlled contact adds the row
 "terminal current - set current" for its voltage unknown.
@@ -51,11 +52,11 @@ def insulator_edge(u, eps_r, w, lambda2):
     return jnp.stack([dd, -dd])
 
 
-def semiconductor_site(u, m, doping, volume):
+def semiconductor_site(u, m, doping, generation, volume):
     """Local residual of one semiconductor site; u = (psi, phi_n, phi_p)."""
     psi, fn, fp = u
     ln_n, ln_p = log_densities(psi, fn, fp, m)
-    r = sum(recombination_rates(ln_n, ln_p, fn, fp, m))
+    r = sum(recombination_rates(ln_n, ln_p, fn, fp, m)) - generation
     rho = jnp.exp(ln_p) - jnp.exp(ln_n) + doping
     return jnp.stack([-volume * rho, -volume * r, volume * r])
 
@@ -70,7 +71,7 @@ def _with_jacobian(kernel, in_axes):
 
 _semi_edge_jac = _with_jacobian(semiconductor_edge, (0, 0, 0, None))
 _ins_edge_jac = _with_jacobian(insulator_edge, (0, 0, 0, None))
-_semi_site_jac = _with_jacobian(semiconductor_site, (0, 0, 0, 0))
+_semi_site_jac = _with_jacobian(semiconductor_site, (0, 0, 0, 0, 0))
 
 
 # ---------------------------------------------------------------- the assembler
@@ -148,7 +149,8 @@ class Assembler:
             vals = vals.at[self.ie_slots].add(jac.reshape(jac.shape[0], -1))
         if self.ss_dofs.shape[0]:
             jac, res = _semi_site_jac(u[self.ss_dofs], gather(mat, self.ss_region),
-                                      params.doping[self.ss_site], self.ss_volume)
+                                      params.doping[self.ss_site], params.generation[self.ss_site],
+                                      self.ss_volume)
             f = f.at[self.ss_dofs].add(res)
             vals = vals.at[self.ss_slots].add(jac.reshape(jac.shape[0], -1))
         return f, vals[:-1]
@@ -276,6 +278,8 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
     if cc_cols:
         cc_src = np.concatenate([raw_slots[sel] for sel in cc_rows_src])
         cc_dst = slots(np.concatenate(cc_row_dst), np.concatenate(cc_cols))
+        # several local entries share a slot (its value is already their sum): add it once
+        cc_src, cc_dst = np.unique(np.stack([cc_src, cc_dst]), axis=1)
         vcol_slots = slots(np.concatenate(vcol_rows), np.concatenate(vcol_cols))
     else:
         cc_src = cc_dst = vcol_slots = np.zeros(0, np.int64)

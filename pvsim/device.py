@@ -94,6 +94,7 @@ class Device:
         return Params(
             material=scaled_material(self.region_specs, self.scales),
             doping=jnp.asarray(self.site_doping / self.scales.N_ref),
+            generation=jnp.zeros(self.disc.n_sites),
             voltage=jnp.asarray(v / self.scales.V_T),
             current=jnp.asarray(i / self.scales.current),
             work_function=jnp.asarray(wf / self.scales.V_T),
@@ -154,7 +155,7 @@ class Device:
         ln_n, ln_p = log_densities(psi_s, fn_s, fp_s, m)
         r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, fn_s, fp_s, m)
         vol = jnp.where(semi, asm.site_volume, 0.0)
-        r_total = jnp.sum(vol * (r_srh + r_rad + r_aug))
+        r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation))
         # robust currents: replace majority parts by the carrier balance
         n_c = jnp.zeros(len(self.contacts)).at[self._site_contact_idx].add(
             jnp.exp(ln_n[self._site_contact_sites]))

@@ -46,6 +46,7 @@ class Params:
 
     material: Material
     doping: jax.Array  # (S,) net doping N_D - N_A per site / N_ref
+    generation: jax.Array  # (S,) pair generation rate per site (scaled like R)
     voltage: jax.Array  # (K,) contact voltages / V_T (initial values for current-controlled)
     current: jax.Array  # (K,) set currents (scaled) of current-controlled contacts
     work_function: jax.Array  # (K,) / kT, used by work-function contacts

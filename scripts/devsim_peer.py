@@ -9,14 +9,14 @@ self-check on a small generated mesh.
 Physics (as in pvsim): Boltzmann statistics, constant mobilities, SRH only with the trap at the
 intrinsic level (n1 = p1 = ni), uniform doping per region, ohmic contacts (charge-neutral Dirichlet
 values, both quasi-Fermi levels = contact voltage), psi/n/p continuous across the junction, zero
-flux elsewhere.  psi is referenced to the intrinsic level: n = ni exp(psi/Vt), Vt = k T / q (CODATA).
+flux elsewhere.  psi is referenced to the intrinsic level, n = ni exp(psi/Vt), Vt = kT/q (CODATA).
 
 DEVSIM facts relied on (from its C++ source: Newton.cc, Equation.cc, Region.cc, Device.cc,
 ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
 
 * ``solve(type="dc", relative_error=r, absolute_error=a)``: after each Newton update dx (as changed
   by the update limiting below) each equation computes over its region's nodes, in DEVSIM units
-  (psi in V, n and p in cm^-3),  rel_e = max_i |dx_i|/(|x_i,new| + 1e-10)  and  abs_e = max_i |dx_i|.
+  (psi in V, n and p in cm^-3),  rel_e = max_i |dx_i|/(|x_i,new| + 1e-10),  abs_e = max_i |dx_i|.
   A region SUMS rel_e and abs_e over its equations; the device SUMS the regions' rel and takes the
   MAX of their abs.  Converged iff device_rel < r and device_abs < a, tested on the update just
   applied (and kept).  Here device_rel is a sum of 6 terms ({p_side, n_side} x {psi, n, p}).  With
@@ -27,9 +27,10 @@ ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
   equilibrium-Poisson stage therefore uses max(r, 1e-8)).  ``abs_tol=1e30`` disables the absolute
   test (it would mix V and cm^-3).
 * ``variable_update``: n, p "positive" (an update making a density <= 0 gives 0.001*old instead);
-  psi "log_damp" in the equilibrium stage (|dpsi| > 0.0259 V becomes sign*0.0259*ln(1+|dpsi|/0.0259))
-  and POTENTIAL_UPDATE = "default" (plain Newton update) in the drift-diffusion solves (log_damp
-  took 7 instead of 5 iterations per 0.1 V step in the self-check, identical currents).
+  psi "log_damp" in the equilibrium stage (an update |dpsi| > 0.0259 V is replaced by
+  sign*0.0259*ln(1 + |dpsi|/0.0259)) and POTENTIAL_UPDATE = "default" (plain Newton update) in the
+  drift-diffusion solves (log_damp took 7 instead of 5 iterations per 0.1 V step in the self-check,
+  identical currents).
 * ``solve(..., info=True)`` does not raise on non-convergence; it returns a dict with ``converged``,
   ``iterations`` (one entry per Newton iteration; we use its length) and ``number_of_equations``.
   On failure DEVSIM restores the previous solution.
@@ -118,9 +119,9 @@ def _load_mesh(msh_path: str, scale_to_cm: float) -> int:
     chunks = []
     for blk, tags in zip(m.cells, m.cell_data["gmsh:physical"]):
         etype = {"line": 1, "triangle": 2}.get(blk.type)          # DEVSIM type = dimension here
-        phys = np.array([index.get((etype, int(t)), -1) for t in tags])
-        if etype is None or (phys < 0).all():
+        if etype is None:
             continue
+        phys = np.array([index.get((etype, int(t)), -1) for t in tags])
         keep = phys >= 0
         chunks.append(np.column_stack([np.full(keep.sum(), etype), phys[keep], blk.data[keep]]))
     pts = np.zeros((len(m.points), 3))
@@ -154,9 +155,10 @@ def run_devsim_diode(msh_path: str, *, length_unit_m: float, params: dict, biase
 
     Coordinates in the mesh are in units of ``length_unit_m`` metres.  ``params`` (CGS): NA_cm3,
     ND_cm3, ni_cm3, eps_r, mu_n_cm2Vs, mu_p_cm2Vs, tau_n_s, tau_p_s, T_K.  Flow: potential-only
-    equilibrium solve, full DD at 0 V, then ``contact_swept`` is set to each of ``biases_V`` in order
-    (the other contact stays at 0 V), one solve per point (a 0 V point is re-solved too).  A failed
-    step is retried from the last converged point with the step halved (down to MIN_STEP_V).
+    equilibrium solve, full DD at 0 V, then ``contact_swept`` is set to each of ``biases_V`` in
+    order (the other contact stays at 0 V), one solve per point (a 0 V point is re-solved too).
+    A failed step is retried from the last converged point with the step halved (down to
+    MIN_STEP_V); RuntimeError if even that fails.  "voltage" is the swept contact's voltage.
 
     Returns dict: voltage (V), current_anode, current_cathode, electron_current_anode,
     hole_current_anode (A/m: per metre of depth; conventional current flowing from the contact into
@@ -173,19 +175,16 @@ def run_devsim_diode(msh_path: str, *, length_unit_m: float, params: dict, biase
 
 
 def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_tol, max_iter):
-    ds.reset_devsim()
-    n_nodes = _load_mesh(msh_path, length_unit_m * 100.0)
-
-    q = sc.e
-    Vt = sc.k * p["T_K"] / q
-    eps = p["eps_r"] * sc.epsilon_0 / 100.0                 # F/cm
-    ni = p["ni_cm3"]
-    dop = {"p_side": -p["NA_cm3"], "n_side": p["ND_cm3"]}
     contacts = {"anode": "p_side", "cathode": "n_side"}
     if contact_swept not in contacts:
         raise ValueError(f"contact_swept must be 'anode' or 'cathode', not {contact_swept!r}")
+    ds.reset_devsim()
+    n_nodes = _load_mesh(msh_path, length_unit_m * 100.0)
+    q, ni, Vt = sc.e, p["ni_cm3"], sc.k * p["T_K"] / sc.e
+    eps = p["eps_r"] * sc.epsilon_0 / 100.0                 # F/cm
+    dop = {"p_side": -p["NA_cm3"], "n_side": p["ND_cm3"]}
 
-    def neutral(N):   # charge-neutral Boltzmann equilibrium (n, p, psi), minority without cancellation
+    def neutral(N):   # charge-neutral Boltzmann (n, p, psi); minority density without cancellation
         maj = abs(N) / 2 + np.sqrt(N * N / 4 + ni * ni)
         n, h = (maj, ni * ni / maj) if N > 0 else (ni * ni / maj, maj)
         return n, h, Vt * np.arcsinh(N / (2 * ni))
@@ -198,8 +197,8 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
         ds.edge_from_node_model(device=DEV, region=reg, node_model="Potential")
         _node(reg, "PotentialNodeCharge", f"-{_f(q)}*({_f(ni)}*exp(-Potential/{_f(Vt)})"
               f" - {_f(ni)}*exp(Potential/{_f(Vt)}) + {_f(N)})", ("Potential",))
-        _edge(reg, "PotentialEdgeFlux", f"{_f(eps)}*(Potential@n0 - Potential@n1)*EdgeInverseLength",
-              ("Potential",))
+        _edge(reg, "PotentialEdgeFlux",
+              f"{_f(eps)}*(Potential@n0 - Potential@n1)*EdgeInverseLength", ("Potential",))
         _equation(reg, "Potential", "PotentialNodeCharge", "PotentialEdgeFlux", "log_damp")
     for c, reg in contacts.items():
         ds.set_parameter(device=DEV, name=f"{c}_bias", value=0.0)
@@ -277,7 +276,7 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
 
 
 def _make_test_mesh(path: str, h: float = 0.05, h_junction: float = 0.01) -> None:
-    """2 um x 1 um test diode (um units): p_side x<1, n_side x>1, anode = left edge y in [0, 0.5]."""
+    """2 um x 1 um test diode (um units): p_side x < 1, n_side x > 1, anode = x=0, y in [0, 0.5]."""
     import gmsh
     gmsh.initialize()
     gmsh.option.setNumber("General.Terminal", 0)

@@ -171,7 +171,7 @@ def pn_equilibrium_potential(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, x_eval
     return PNJunction(NA_m3, ND_m3, ni_m3, eps_r, T_K, Lp_m, Ln_m, 0.0).psi(x_eval_m)
 
 
-def _pn_bvp(NA, ND, ni, eps_r, T, Lp, Ln, V=0.0, tol=1e-10):
+def _pn_bvp(NA, ND, ni, eps_r, T, Lp, Ln, V=0.0, tol=1e-9):
     """Independent check: solve_bvp with both sides folded onto t in [0, 1] (junction at t = 1,
     u = psi/V_T, u1(t) = u(Lp t), u2(t) = u(L - Ln t)), so the doping step is a node exactly."""
     VT, eps = _vt(T), eps_r * EPS0
@@ -188,7 +188,7 @@ def _pn_bvp(NA, ND, ni, eps_r, T, Lp, Ln, V=0.0, tol=1e-10):
     d1, d2 = np.clip(xp - Lp * (1 - t), 0, None), np.clip(xn - Ln * (1 - t), 0, None)
     y0 = np.vstack([ua + Q * NA * d1 ** 2 / (2 * eps * VT), -Q * NA * d1 * Lp / (eps * VT),
                     ub - Q * ND * d2 ** 2 / (2 * eps * VT), Q * ND * d2 * Ln / (eps * VT)])
-    sol = solve_bvp(f, bc, t, y0, tol=tol, max_nodes=2_000_000, bc_tol=1e-12)
+    sol = solve_bvp(f, bc, t, y0, tol=tol, max_nodes=2_000_000, bc_tol=1e-10)
     assert sol.success, sol.message
     x = np.concatenate([Lp * sol.x, Lp + Ln * (1 - sol.x)])
     return x, VT * np.concatenate([sol.y[0], sol.y[2]])
