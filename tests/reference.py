@@ -307,7 +307,7 @@ def mott_gurney_current(eps_r, mu, L, V):
     return 9.0 / 8.0 * eps_r * EPS0 * mu * V ** 2 / L ** 3
 
 
-def _sclc_sweep(eps_r, mu, L, V_list, n0_m3, T_K, tol=1e-10):
+def _sclc_sweep(eps_r, mu, L, V_list, n0_m3, T_K, tol=1e-6):
     """Electron-only trap-free drift-diffusion + Poisson on [0, L], by continuation in V.
     Scaled: xi = x/L, u = psi/V_T, e = du/dxi, nu = n/Ns, Ns = eps V_T/(q L^2), j = J L/(q mu Ns V_T):
     u' = e, e' = nu, nu' = nu e - j (i.e. j = nu e - nu', electrons flow towards +x);
@@ -337,26 +337,39 @@ def _sclc_sweep(eps_r, mu, L, V_list, n0_m3, T_K, tol=1e-10):
     return out
 
 
-def _sclc_airy_polish(sol, nu0, Vhat, dps=60):
+def _sclc_airy_polish(sol, nu0, Vhat, dps=50):
     """Exact solution in Airy functions, polished from the solve_bvp one.  First integral:
     e' = e^2/2 - j xi - c; with e = -2 w'/w this linearises to w'' = (j xi + c)/2 w, so
-    w = Ai(z) + t Bi(z), z = a (xi + c/j), a^3 = j/2;  nu = 2 a^2 (r^2 - z), e = -2 a r,
-    r = w_z/w;  V/V_T = 2 ln(w(z0)/w(z1)).  Unknowns (j, c), t fixed by nu(0) = nu0."""
+    w = A Ai(z) + B Bi(z), z = a (xi + c/j), a^3 = j/2;  nu = 2 a^2 (r^2 - z), e = -2 a r,
+    r = w_z/w;  V/V_T = 2 ln(w(z0)/w(z1)).  nu(1) = nu0 fixes A:B (shooting from the anode is
+    the well-conditioned direction: w is Ai-like); unknowns j and e(0) (then c = e(0)^2/2 - nu0,
+    i.e. nu(0) = nu0) solve r(z0) = -e(0)/(2a) and the voltage condition.  50-digit arithmetic."""
     mp.mp.dps = dps
     e0, e1, j0 = sol.y[1][0], sol.y[1][-1], sol.p[0]
-    s0, s1 = np.sign(-e0), np.sign(-e1)  # signs of r at both ends
+    xi, (_, e, w) = sol.x, sol.y
+    mid = (xi > 0.25) & (xi < 0.75)  # first-integral constant, from the smooth interior
+    c0 = float(np.median(e[mid] ** 2 / 2 - j0 * xi[mid] - np.exp(w[mid])))
+    def _real(f):  # findroot sets trap_complex, which breaks mpmath's own Airy asymptotics
+        def g(z, d=0):
+            trap, mp.mp.trap_complex = mp.mp.trap_complex, False
+            try:
+                return mp.re(f(z, d))
+            finally:
+                mp.mp.trap_complex = trap
+        return g
 
-    def resid(j, c):
+    ai, bi = _real(mp.airyai), _real(mp.airybi)
+
+    def resid(j, e0):  # unknowns j and e(0): c = e0^2/2 - nu0 (first integral at xi = 0)
         a = mp.cbrt(j / 2)
-        z0, z1 = a * c / j, a * (1 + c / j)
-        r0 = s0 * mp.sqrt(nu0 / (2 * a * a) + z0)
-        t = -(mp.airyai(z0, 1) - r0 * mp.airyai(z0)) / (mp.airybi(z0, 1) - r0 * mp.airybi(z0))
-        w = lambda z, d=0: mp.airyai(z, d) + t * mp.airybi(z, d)
-        r1 = w(z1, 1) / w(z1)
-        return [r1 - s1 * mp.sqrt(nu0 / (2 * a * a) + z1), 2 * mp.log(w(z0) / w(z1)) - Vhat]
+        z0, z1 = a * (e0 ** 2 / 2 - nu0) / j, a * (1 + (e0 ** 2 / 2 - nu0) / j)
+        r1 = -np.sign(e1) * mp.sqrt(nu0 / (2 * a * a) + z1)  # nu(1) = nu0
+        A, B = bi(z1, 1) - r1 * bi(z1), -(ai(z1, 1) - r1 * ai(z1))
+        w = lambda z, d=0: A * ai(z, d) + B * bi(z, d)
+        return [w(z0, 1) / w(z0) + e0 / (2 * a), 2 * mp.log(w(z0) / w(z1)) - Vhat]
 
-    c0 = e0 ** 2 / 2 - nu0  # e'(0) = nu0
-    j, c = mp.findroot(resid, (mp.mpf(j0), mp.mpf(c0)), tol=mp.mpf(10) ** (-2 * dps // 3))
+    e0 = np.sign(e0) * np.sqrt(2 * (c0 + nu0))
+    j, e0 = mp.findroot(resid, (mp.mpf(j0), mp.mpf(e0)), tol=mp.mpf(10) ** (-30))
     return float(j)
 
 

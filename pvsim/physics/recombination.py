@@ -27,7 +27,11 @@ def recombination_rates(ln_n, ln_p, phi_n, phi_p, m):
     excess = jnp.exp(2.0 * ln_ni) * jnp.expm1(phi_p - phi_n)  # np - ni^2
     n1 = jnp.exp(ln_ni + m.Et)
     p1 = jnp.exp(ln_ni - m.Et)
-    r_srh = excess / (m.tau_p * (n + n1) + m.tau_n * (p + p1))
+    # infinite lifetimes switch SRH off (double where: no inf * 0 in the derivative)
+    on = jnp.isfinite(m.tau_n) & jnp.isfinite(m.tau_p)
+    tau_n = jnp.where(on, m.tau_n, 1.0)
+    tau_p = jnp.where(on, m.tau_p, 1.0)
+    r_srh = jnp.where(on, excess / (tau_p * (n + n1) + tau_n * (p + p1)), 0.0)
     r_rad = m.B * excess
     r_auger = (m.Cn * n + m.Cp * p) * excess
     return r_srh, r_rad, r_auger
