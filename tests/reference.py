@@ -337,19 +337,16 @@ def _sclc_sweep(eps_r, mu, L, V_list, n0_m3, T_K, tol=1e-6):
     return out
 
 
-def _sclc_airy_polish(sol, nu0, Vhat, dps=50):
-    """Exact solution in Airy functions, polished from the solve_bvp one.  First integral:
-    e' = e^2/2 - j xi - c; with e = -2 w'/w this linearises to w'' = (j xi + c)/2 w, so
-    w = A Ai(z) + B Bi(z), z = a (xi + c/j), a^3 = j/2;  nu = 2 a^2 (r^2 - z), e = -2 a r,
-    r = w_z/w;  V/V_T = 2 ln(w(z0)/w(z1)).  nu(1) = nu0 fixes A:B (shooting from the anode is
-    the well-conditioned direction: w is Ai-like); unknowns j and e(0) (then c = e(0)^2/2 - nu0,
-    i.e. nu(0) = nu0) solve r(z0) = -e(0)/(2a) and the voltage condition.  50-digit arithmetic."""
+def _sclc_airy(nu0, Vhat, j0, e0, dps=50):
+    """Exact solution in Airy functions.  First integral: e' = e^2/2 - j xi - c; e = -2 w'/w
+    linearises it to w'' = (j xi + c)/2 w, so w = A Ai(z) + B Bi(z), z = a (xi + c/j), a^3 = j/2;
+    nu = 2 a^2 (r^2 - z), e = -2 a r, r = w_z/w, V/V_T = 2 ln(w(z0)/w(z1)).  nu(1) = nu0 fixes
+    A:B (shooting from the anode is the well-conditioned direction: w is Ai-like); the unknowns
+    j and e(0) (c = e(0)^2/2 - nu0, i.e. nu(0) = nu0) solve r(z0) = -e(0)/(2a) and the voltage
+    condition by Newton (mpmath.findroot, 50 digits) from the guess (j0, e0).  Returns (j, e0)."""
     mp.mp.dps = dps
-    e0, e1, j0 = sol.y[1][0], sol.y[1][-1], sol.p[0]
-    xi, (_, e, w) = sol.x, sol.y
-    mid = (xi > 0.25) & (xi < 0.75)  # first-integral constant, from the smooth interior
-    c0 = float(np.median(e[mid] ** 2 / 2 - j0 * xi[mid] - np.exp(w[mid])))
-    def _real(f):  # findroot sets trap_complex, which breaks mpmath's own Airy asymptotics
+
+    def real(f):  # findroot sets trap_complex, which breaks mpmath's own Airy asymptotics
         def g(z, d=0):
             trap, mp.mp.trap_complex = mp.mp.trap_complex, False
             try:
@@ -358,19 +355,27 @@ def _sclc_airy_polish(sol, nu0, Vhat, dps=50):
                 mp.mp.trap_complex = trap
         return g
 
-    ai, bi = _real(mp.airyai), _real(mp.airybi)
+    ai, bi = real(mp.airyai), real(mp.airybi)
 
-    def resid(j, e0):  # unknowns j and e(0): c = e0^2/2 - nu0 (first integral at xi = 0)
+    def resid(j, e0):
         a = mp.cbrt(j / 2)
         z0, z1 = a * (e0 ** 2 / 2 - nu0) / j, a * (1 + (e0 ** 2 / 2 - nu0) / j)
-        r1 = -np.sign(e1) * mp.sqrt(nu0 / (2 * a * a) + z1)  # nu(1) = nu0
+        r1 = -mp.sqrt(nu0 / (2 * a * a) + z1)  # nu(1) = nu0, field > 0 at the anode
         A, B = bi(z1, 1) - r1 * bi(z1), -(ai(z1, 1) - r1 * ai(z1))
         w = lambda z, d=0: A * ai(z, d) + B * bi(z, d)
         return [w(z0, 1) / w(z0) + e0 / (2 * a), 2 * mp.log(w(z0) / w(z1)) - Vhat]
 
-    e0 = np.sign(e0) * np.sqrt(2 * (c0 + nu0))
     j, e0 = mp.findroot(resid, (mp.mpf(j0), mp.mpf(e0)), tol=mp.mpf(10) ** (-30))
-    return float(j)
+    return float(j), float(e0)
+
+
+def _sclc_airy_polish(sol, nu0, Vhat):
+    """_sclc_airy started from a solve_bvp solution (e(0) taken from the first-integral constant
+    of the smooth interior, which is more accurate than the boundary-layer value)."""
+    xi, (_, e, w), j0 = sol.x, sol.y, sol.p[0]
+    mid = (xi > 0.25) & (xi < 0.75)
+    c0 = np.median(e[mid] ** 2 / 2 - j0 * xi[mid] - np.exp(w[mid]))
+    return _sclc_airy(nu0, Vhat, j0, np.sign(e[0]) * np.sqrt(2 * (c0 + nu0)))[0]
 
 
 def sclc_exact_current(eps_r, mu, L, V, n0_m3, T_K, polish=True):
