@@ -107,7 +107,6 @@ class Assembler:
     cc_src: jax.Array  # raw slots summed into current-control rows
     cc_dst: jax.Array
     vcol_slots: jax.Array  # slots (Dirichlet row, voltage column)
-    vcol_rows_dof: jax.Array
     contact_in: jax.Array  # (K, Nmax) carrier sets at each contact (padded with -1)
     phin_dof: jax.Array
     phip_dof: jax.Array
@@ -132,28 +131,33 @@ class Assembler:
                 v = v.at[k].set(u[self.voltage_dof[k]])
         return v
 
-    def raw(self, u, params: Params):
-        """Raw residual (n_dof,) and raw Jacobian values (nnz,) before boundary conditions."""
+    def raw(self, u, params: Params, jacobian: bool = True):
+        """Raw residual (n_dof,) and raw Jacobian values (nnz,) before boundary conditions.
+
+        With ``jacobian=False`` only the residual is evaluated (values returned as None).
+        """
         mat = params.material
         f = jnp.zeros(self.n_dof)
-        vals = jnp.zeros(self.nnz + 1)
+        vals = jnp.zeros(self.nnz + 1) if jacobian else None
+        terms = []
         if self.se_dofs.shape[0]:
-            jac, res = _semi_edge_jac(u[self.se_dofs], gather(mat, self.se_region),
-                                      self.se_weight, self.lambda2)
-            f = f.at[self.se_dofs].add(res)
-            vals = vals.at[self.se_slots].add(jac.reshape(jac.shape[0], -1))
+            terms.append((semiconductor_edge, _semi_edge_jac, self.se_dofs, self.se_slots,
+                          (gather(mat, self.se_region), self.se_weight, self.lambda2), (0, 0, 0, None)))
         if self.ie_dofs.shape[0]:
-            jac, res = _ins_edge_jac(u[self.ie_dofs], mat.eps_r[self.ie_region],
-                                     self.ie_weight, self.lambda2)
-            f = f.at[self.ie_dofs].add(res)
-            vals = vals.at[self.ie_slots].add(jac.reshape(jac.shape[0], -1))
+            terms.append((insulator_edge, _ins_edge_jac, self.ie_dofs, self.ie_slots,
+                          (mat.eps_r[self.ie_region], self.ie_weight, self.lambda2), (0, 0, 0, None)))
         if self.ss_dofs.shape[0]:
-            jac, res = _semi_site_jac(u[self.ss_dofs], gather(mat, self.ss_region),
-                                      params.doping[self.ss_site], params.generation[self.ss_site],
-                                      self.ss_volume)
-            f = f.at[self.ss_dofs].add(res)
-            vals = vals.at[self.ss_slots].add(jac.reshape(jac.shape[0], -1))
-        return f, vals[:-1]
+            terms.append((semiconductor_site, _semi_site_jac, self.ss_dofs, self.ss_slots,
+                          (gather(mat, self.ss_region), params.doping[self.ss_site],
+                           params.generation[self.ss_site], self.ss_volume), (0, 0, 0, 0, 0)))
+        for kernel, kernel_jac, dofs, slots, args, axes in terms:
+            if jacobian:
+                jac, res = kernel_jac(u[dofs], *args)
+                vals = vals.at[slots].add(jac.reshape(jac.shape[0], -1))
+            else:
+                res = jax.vmap(kernel, in_axes=axes)(u[dofs], *args)
+            f = f.at[dofs].add(res)
+        return f, (vals[:-1] if jacobian else None)
 
     def contact_psi(self, v, params: Params):
         """Dirichlet value of psi at each psi_bc entry."""
@@ -170,25 +174,29 @@ class Assembler:
         i_p = jnp.sum(jnp.where(mask, f_raw[self.phip_dof[idx]], 0.0), axis=1)
         return i_n, i_p
 
-    def residual_and_jacobian(self, u, params: Params):
+    def residual_and_jacobian(self, u, params: Params, jacobian: bool = True):
         """Residual with boundary conditions (n_dof,) and Jacobian values (nnz,)."""
-        f_raw, raw_vals = self.raw(u, params)
+        f_raw, raw_vals = self.raw(u, params, jacobian)
         v = self.voltages(u, params)
         f = f_raw.at[self.psi_bc_dof].set(u[self.psi_bc_dof] - self.contact_psi(v, params))
         f = f.at[self.car_bc_dofs].set(u[self.car_bc_dofs] - v[self.car_bc_contact])
-        vals = jnp.where(self.dirichlet_entry, 0.0, raw_vals)
-        vals = vals.at[self.dirichlet_diag].set(1.0)
-        if any(c == "current" for c in self.controls):
+        current_control = any(c == "current" for c in self.controls)
+        if current_control:
             i_n, i_p = self.terminal_currents(f_raw)
             for k, ctl in enumerate(self.controls):
                 if ctl == "current":
                     f = f.at[self.voltage_dof[k]].set(i_n[k] + i_p[k] - params.current[k])
+        if not jacobian:
+            return f, None
+        vals = jnp.where(self.dirichlet_entry, 0.0, raw_vals)
+        vals = vals.at[self.dirichlet_diag].set(1.0)
+        if current_control:
             vals = vals.at[self.cc_dst].add(raw_vals[self.cc_src])
             vals = vals.at[self.vcol_slots].set(-1.0)
         return f, vals
 
     def residual(self, u, params: Params):
-        return self.residual_and_jacobian(u, params)[0]
+        return self.residual_and_jacobian(u, params, jacobian=False)[0]
 
 
 def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Assembler:
@@ -295,7 +303,6 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
         psi_bc_dof=j(psi_bc_dof), psi_bc_contact=j(psi_bc_contact), psi_bc_site=j(psi_bc_site),
         psi_bc_ohmic=j(psi_bc_ohmic), car_bc_dofs=j(car_bc), car_bc_contact=j(car_bc_contact),
         cc_src=j(cc_src), cc_dst=j(cc_dst), vcol_slots=j(vcol_slots),
-        vcol_rows_dof=j(np.concatenate(vcol_rows) if vcol_rows else np.zeros(0, np.int64)),
         contact_in=j(contact_in), phin_dof=j(pn), phip_dof=j(pp),
         voltage_dof=j(layout.voltage_dof), site_carrier=j(car), site_volume=j(disc.site_volume),
         psi_dof=j(layout.psi_dof), site_node=j(disc.site_node), site_region=j(reg),

@@ -21,7 +21,7 @@ def _run(args) -> int:
     def progress(i, r):
         v = " ".join(f"{x:+.3f}" for x in r.observables["voltage"])
         cur = " ".join(f"{x:+.4e}" for x in r.observables["current"])
-        console.print(f"[{i:3d}] V = {v} V   I = {cur}   {r.iterations:2d} it  "
+        console.print(f"[{i:3d}] V = {v} V   I = {cur}   {r.iterations:2d} it {r.factorizations:2d} LU "
                       f"{r.wall_time * 1e3:7.1f} ms", highlight=False)
 
     try:

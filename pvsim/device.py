@@ -68,6 +68,7 @@ class Device:
         self._solve = jax.jit(self._solve_impl)
         self._observe = jax.jit(self._observe_impl)
         self._tangent = jax.jit(self._tangent_impl)
+        self._tangent_reuse = jax.jit(self._tangent_reuse_impl)
         self._guess = jax.jit(self._guess_impl)
 
     # ------------------------------------------------------------------ parameters
@@ -130,14 +131,25 @@ class Device:
         """The same solve, un-jitted, for use inside a user's own jit/vmap."""
         return self._solve_impl(u0, params)
 
-    def tangent(self, u, params: Params, dparams: Params):
-        """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted)."""
-        return self._tangent(u, params, dparams)
+    def tangent(self, u, params: Params, dparams: Params, factorization=None):
+        """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted).
+
+        With the ``factorization`` left by the Newton solve that produced u, this costs one
+        triangular solve; without it, one factorisation.
+        """
+        if factorization is None:
+            return self._tangent(u, params, dparams)
+        return self._tangent_reuse(u, params, dparams, factorization)
+
+    def _dfds(self, u, params, dparams):
+        return jax.jvp(lambda p: self.asm.residual(u, p), (params,), (dparams,))[1]
 
     def _tangent_impl(self, u, params: Params, dparams: Params):
-        _, dfds = jax.jvp(lambda p: self.asm.residual(u, p), (params,), (dparams,))
         _, vals = self.asm.residual_and_jacobian(u, params)
-        return self.solver.solve(vals, -dfds, self.asm.rows, self.asm.cols)
+        return self.solver.solve(vals, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
+
+    def _tangent_reuse_impl(self, u, params, dparams, fact):
+        return self.solver.resolve(fact, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
 
     # ------------------------------------------------------------------ observables
     def _observe_impl(self, u, params):

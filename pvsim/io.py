@@ -70,7 +70,8 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
     iqe = np.where(total > 0, ds["recombination_current"].sel(channel="radiative") / np.where(total > 0, total, 1), np.nan)
     ds["iqe"] = ("bias", iqe, dict(units="1", long_name="internal quantum efficiency q int R_rad dV / |I|"))
     for name, vals, units, long in [
-        ("newton_iterations", [p.iterations for p in pts], "1", "Newton iterations (all sub-steps)"),
+        ("newton_iterations", [p.iterations for p in pts], "1", "Newton iterations: linear solves, full and chord (all sub-steps)"),
+        ("jacobian_factorizations", [p.factorizations for p in pts], "1", "Jacobian factorisations (all sub-steps)"),
         ("newton_residual", [p.residual for p in pts], "1", "row-equilibrated residual max norm at the last Jacobian"),
         ("newton_update", [p.update for p in pts], "1", "last Newton update max norm (units of V_T)"),
         ("continuation_substeps", [p.substeps for p in pts], "1", "continuation sub-steps"),

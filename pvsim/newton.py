@@ -4,11 +4,19 @@ One steady-state solve is a pure function (u0, params) -> :class:`NewtonResult`,
 runs under ``jax.jit`` and ``jax.vmap`` (DESIGN.md, "Newton"). Failure is a status, not an
 exception (STYLE.md, habit 6).
 
-Convergence criterion (reported per bias point): the undamped Newton update satisfies
-``max_i |du_i| <= tol`` with u in scaled units (potentials in units of V_T = kT/q, so the
-default tol = 1e-9 is 2.6e-11 V at 300 K). Quadratic convergence makes the residual after
-that step negligible; the reported ``residual`` is max_i |F_i| / max_j |J_ij| (row-
-equilibrated) at the last Jacobian evaluation.
+Steps: the first iteration always factorises the Jacobian at the current state (a full
+Newton step). Once an update is small (``max|du| < chord_switch``, default 1e-2 V_T) the
+next steps reuse that factorisation (chord, or simplified Newton, steps: residual plus one
+triangular solve, no new Jacobian), as long as each chord update is at most a tenth of
+the previous update; otherwise the iteration returns to full steps. Near the solution a
+chord step contracts the error by a factor of order the previous update, so it replaces
+the last, most expensive, factorisation of plain Newton.
+
+Convergence criterion (reported per bias point): an update (full or chord) satisfies
+``max_i |du_i| <= tol``, u in scaled units (potentials in units of V_T = kT/q, so the
+default tol = 1e-9 is 2.6e-11 V at 300 K; the electron and hole quasi-Fermi updates are
+then relative density changes below 1e-9). The reported ``residual`` is
+max_i |F_i| / max_j |J_ij| (row-equilibrated) at the last evaluation.
 
 Damping: updates larger than ``max_step`` (V_T units) are scaled down by a common factor so
 that their largest component becomes max_step (1 + ln(|du|_max / max_step)) (logarithmic
@@ -23,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from .assembly import Assembler
-from .linalg import LinearSolver
+from .linalg import Factorization, LinearSolver
 from .params import Params
 
 #: status codes
@@ -37,9 +45,11 @@ STATUS_TEXT = {CONVERGED: "converged", MAX_ITER: "maximum iterations reached",
 class NewtonResult:
     u: jax.Array
     status: jax.Array  # int, see STATUS_TEXT
-    iterations: jax.Array
+    iterations: jax.Array  # linear solves (full + chord)
+    factorizations: jax.Array  # Jacobian factorisations
     residual: jax.Array
     update: jax.Array
+    factorization: Factorization  # the last one, reusable by a tangent predictor
 
     @property
     def converged(self):
@@ -51,22 +61,32 @@ class NewtonOptions:
     tol: float = 1e-9
     max_iter: int = 40
     max_step: float = 10.0
+    chord: bool = True
+    chord_switch: float = 1e-2
+
+
+def empty_factorization(asm: Assembler) -> Factorization:
+    return Factorization(vals=jnp.zeros(asm.nnz), r=jnp.ones(asm.n_dof), c=jnp.ones(asm.n_dof),
+                         token=jnp.asarray(-1, jnp.int32))
 
 
 def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
                  options: NewtonOptions = NewtonOptions()) -> NewtonResult:
     """Solve F(u; params) = 0 from ``u0``; traceable (jit/vmap)."""
 
-    def step(u):
+    def full(u, fact):
         f, vals = asm.residual_and_jacobian(u, params)
-        du = solver.solve(vals, -f, asm.rows, asm.cols)
-        rmax = jax.ops.segment_max(jnp.abs(vals), asm.rows, num_segments=asm.n_dof)
-        res = jnp.max(jnp.abs(f) / jnp.where(rmax > 0, rmax, 1.0))
-        return du, res
+        du, fact = solver.factor_solve(vals, -f, asm.rows, asm.cols)
+        return du, fact, jnp.max(jnp.abs(f * fact.r))
+
+    def chord(u, fact):
+        f = asm.residual(u, params)
+        du = solver.resolve(fact, -f, asm.rows, asm.cols)
+        return du, fact, jnp.max(jnp.abs(f * fact.r))
 
     def body(state):
-        u, it, upd, res, status = state
-        du, res_new = step(u)
+        u, fact, it, nfac, upd, res, status, use_chord = state
+        du, fact_new, res_new = jax.lax.cond(use_chord, chord, full, u, fact)
         m = jnp.max(jnp.abs(du))
         finite = jnp.isfinite(m) & jnp.isfinite(res_new)
         scale = jnp.where(m > options.max_step,
@@ -74,16 +94,23 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         running = status < 0
         u_new = jnp.where(running & finite, u + scale * du, u)
         it_new = jnp.where(running, it + 1, it)
+        nfac_new = jnp.where(running & ~use_chord, nfac + 1, nfac)
         new_status = jnp.where(~finite, NOT_FINITE,
                                jnp.where(m <= options.tol, CONVERGED,
                                          jnp.where(it_new >= options.max_iter, MAX_ITER, -1)))
-        status = jnp.where(running, new_status, status)
-        return (u_new, it_new, jnp.where(running, m, upd), jnp.where(running, res_new, res),
-                status)
+        contracting = jnp.where(use_chord, m <= 0.1 * upd, True)
+        next_chord = options.chord & finite & (m < options.chord_switch) & contracting
+        keep = lambda new, old: jnp.where(running, new, old)  # noqa: E731
+        return (u_new, jax.tree_util.tree_map(keep, fact_new, fact), it_new, nfac_new,
+                keep(m, upd), keep(res_new, res), keep(new_status, status),
+                keep(next_chord, use_chord))
 
     def cond(state):
-        return jnp.any(state[4] < 0)
+        return jnp.any(state[6] < 0)
 
-    init = (u0, jnp.asarray(0), jnp.asarray(jnp.inf), jnp.asarray(jnp.inf), jnp.asarray(-1))
-    u, it, upd, res, status = jax.lax.while_loop(cond, body, init)
-    return NewtonResult(u=u, status=status, iterations=it, residual=res, update=upd)
+    zero = jnp.asarray(0)
+    init = (u0, empty_factorization(asm), zero, zero, jnp.asarray(jnp.inf), jnp.asarray(jnp.inf),
+            jnp.asarray(-1), jnp.asarray(False))
+    u, fact, it, nfac, upd, res, status, _ = jax.lax.while_loop(cond, body, init)
+    return NewtonResult(u=u, status=status, iterations=it, factorizations=nfac, residual=res,
+                        update=upd, factorization=fact)

@@ -43,11 +43,13 @@ class PointResult:
     bias: BiasPoint
     u: jax.Array
     observables: dict
-    iterations: int  # Newton iterations, all sub-steps together
+    iterations: int  # Newton iterations (linear solves), all sub-steps together
+    factorizations: int  # Jacobian factorisations, all sub-steps together
     residual: float
     update: float
     substeps: int
     wall_time: float  # s, including the predictor, after block_until_ready
+    factorization: object = None  # the last Newton factorisation (reused by the next predictor)
 
 
 @dataclass
@@ -77,12 +79,13 @@ def _params(dev: Device, b: BiasPoint):
     return dev.params(b.voltage, b.current)
 
 
-def _finish(dev, b, u, res, its, substeps, t0) -> PointResult:
+def _finish(dev, b, u, res, its, facs, substeps, t0) -> PointResult:
     jax.block_until_ready(u)
     wall = time.perf_counter() - t0
     return PointResult(bias=b, u=u, observables=dev.observe(u, _params(dev, b)),
-                       iterations=its, residual=float(res.residual), update=float(res.update),
-                       substeps=substeps, wall_time=wall)
+                       iterations=its, factorizations=facs, residual=float(res.residual),
+                       update=float(res.update), substeps=substeps, wall_time=wall,
+                       factorization=res.factorization)
 
 
 def solve_equilibrium(dev: Device) -> PointResult:
@@ -97,7 +100,7 @@ def solve_equilibrium(dev: Device) -> PointResult:
             f"{int(res.iterations)} iterations, last update {float(res.update):.3g} V_T); "
             "check doping, work functions and the mesh"
         )
-    return _finish(dev, b, res.u, res, int(res.iterations), 1, t0)
+    return _finish(dev, b, res.u, res, int(res.iterations), int(res.factorizations), 1, t0)
 
 
 def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: PointResult | None,
@@ -107,7 +110,8 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
     p0, p1 = _params(dev, start.bias), _params(dev, target)
     dp = jax.tree_util.tree_map(lambda a, b: b - a, p0, p1)
     u, s, ds = start.u, 0.0, 1.0
-    its = substeps = 0
+    fact = start.factorization
+    its = facs = substeps = 0
     secant = None
     if options.predictor == "secant" and prev is not None:
         d_old = start.bias.vector() - prev.bias.vector()
@@ -123,14 +127,15 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
             guess = u + s_try * secant
         elif options.predictor in ("tangent", "secant"):
             p_s = jax.tree_util.tree_map(lambda a, d: a + s * d, p0, dp)
-            guess = u + (s_try - s) * dev.tangent(u, p_s, dp)
+            guess = u + (s_try - s) * dev.tangent(u, p_s, dp, fact)
         else:
             guess = u
         res = dev.solve(guess, p_try)
         its += int(res.iterations)
+        facs += int(res.factorizations)
         substeps += 1
         if bool(res.converged):
-            u, s = res.u, s_try
+            u, s, fact = res.u, s_try, res.factorization
             ds = min(2.0 * ds, 1.0)
             continue
         last_reason = (f"{STATUS_TEXT[int(res.status)]} after {int(res.iterations)} iterations "
@@ -139,7 +144,7 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
         if ds < options.min_fraction or substeps >= options.max_substeps:
             return None, (f"step halving reached {ds:.3g} of the step at fraction {s:.4f} of the "
                           f"way; last attempt: {last_reason}")
-    return _finish(dev, target, u, res, its, substeps, t0), None
+    return _finish(dev, target, u, res, its, facs, substeps, t0), None
 
 
 def run_sweep(dev: Device, targets: list[BiasPoint], options: SweepOptions = SweepOptions(),
