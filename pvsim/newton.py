@@ -5,7 +5,7 @@ runs under ``jax.jit`` and ``jax.vmap`` (DESIGN.md, "Newton"). Failure is a stat
 exception (STYLE.md, habit 6).
 
 Steps: the first iteration always factorises the Jacobian at the current state (a full
-Newton step). Once an update is small (``max|du| < chord_switch``, default 1e-2 V_T) the
+Newton step). Once an update is small (``max|du| < chord_switch``, default 0.5 V_T) the
 next steps reuse that factorisation (chord, or simplified Newton, steps: residual plus one
 triangular solve, no new Jacobian), as long as each chord update is at most a tenth of
 the previous update; otherwise the iteration returns to full steps. Near the solution a
@@ -62,7 +62,8 @@ class NewtonOptions:
     max_iter: int = 40
     max_step: float = 10.0
     chord: bool = True
-    chord_switch: float = 1e-2
+    chord_switch: float = 0.5
+    chord_contraction: float = 0.1
 
 
 def empty_factorization(asm: Assembler) -> Factorization:
@@ -98,7 +99,7 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         new_status = jnp.where(~finite, NOT_FINITE,
                                jnp.where(m <= options.tol, CONVERGED,
                                          jnp.where(it_new >= options.max_iter, MAX_ITER, -1)))
-        contracting = jnp.where(use_chord, m <= 0.1 * upd, True)
+        contracting = jnp.where(use_chord, m <= options.chord_contraction * upd, True)
         next_chord = options.chord & finite & (m < options.chord_switch) & contracting
         keep = lambda new, old: jnp.where(running, new, old)  # noqa: E731
         return (u_new, jax.tree_util.tree_map(keep, fact_new, fact), it_new, nfac_new,

@@ -451,3 +451,59 @@ def mott_gurney_window(eps_r, mu, L, n0_m3, T_K, tol=0.02, V_range=(0.1, 20.0), 
         return float(np.exp(np.log(Vs[a]) + t * (np.log(Vs[b]) - np.log(Vs[a]))))
 
     return (float(Vs[0]) if lo == 0 else cross(lo, lo - 1), float(Vs[-1]) if hi == len(Vs) - 1 else cross(hi, hi + 1))
+
+
+# ----------------------------------------------------------------------------------------------
+def _selfcheck():
+    T, VT = 300.0, _vt(300.0)
+    NA = ND = 1e23; ni, er, Lp, Ln = 1e16, 11.1, 1e-6, 1e-6
+    print("1. pn junction, NA = ND = 1e23 m^-3, ni = 1e16 m^-3, eps_r = 11.1, 1 um + 1 um")
+    for V in (0.0, -1.0):
+        j = PNJunction(NA, ND, ni, er, T, Lp, Ln, V)
+        x, psi_bvp = _pn_bvp(NA, ND, ni, er, T, Lp, Ln, V)
+        print(f"   V = {V:+.1f} V: psi(0) = {j.psi_bp:.12f} V, psi(Lp) = {j.psi_j:.3e} V, E_max = {j.E_j:.6e} V/m,"
+              f" end-field truncation bound {j.trunc_err:.1e} V")
+        print(f"      max |first integral - solve_bvp| on {len(x)} nodes = {np.max(np.abs(j.psi(x) - psi_bvp)):.1e} V")
+    print("2. depletion width at V = -1 V")
+    Wd, Wc = depletion_width(NA, ND, ni, er, T, -1.0), depletion_width_corrected(NA, ND, ni, er, T, -1.0)
+    Wr = depletion_width_reference(NA, ND, ni, er, T, Lp, Ln, -1.0)
+    print(f"   Vbi = {built_in_voltage(NA, ND, ni, T):.6f} V; W (depletion approx.) = {Wd * 1e9:.4f} nm,"
+          f" W (Vbi - V - 2V_T) = {Wc * 1e9:.4f} nm, W (charge of exact reference) = {Wr * 1e9:.4f} nm")
+    print(f"   reference/corrected - 1 = {Wr / Wc - 1:.1e}; reference/depletion approx. - 1 = {Wr / Wd - 1:+.4f}")
+    j = PNJunction(NA, ND, ni, er, T, Lp, Ln, -1.0)
+    for h in (2e-9, 1e-9):  # the helper on sampled reference solutions (junction node doubled / single)
+        x = np.linspace(0, Lp + Ln, int(round((Lp + Ln) / h)) + 1)
+        psi = j.psi(x)
+        rho = lambda psi, N: Q * (ni * np.exp((-1.0 - psi) / VT) - ni * np.exp(psi / VT) + N)
+        xd = np.concatenate([x[x <= Lp], x[x >= Lp]])
+        Nd = np.concatenate([np.full(np.sum(x <= Lp), -NA), np.full(np.sum(x >= Lp), ND)])
+        W2 = depletion_width_from_charge(xd, rho(j.psi(xd), Nd), NA, ND)
+        W1 = depletion_width_from_charge(x, rho(psi, np.where(x < Lp, -NA, np.where(x > Lp, ND, 0.0))), NA, ND)
+        print(f"   from_charge, h = {h * 1e9:.0f} nm: doubled junction node {W2 / Wr - 1:+.1e}, single node {W1 / Wr - 1:+.1e}")
+    print("3. diode, mu_n = 400, mu_p = 200 cm^2/Vs, tau = 10 us; J_gummel is the recombination-free exact value")
+    mun, mup, tau = 400e-4, 200e-4, 1e-5
+    for V in (0.4, 0.5, 0.6):
+        Jg = gummel_diode_current(NA, ND, ni, er, mun, mup, T, Lp, Ln, V)
+        Js = shockley_short_base_current(NA, ND, ni, mun, mup, T, Lp, Ln, V, eps_r=er)
+        Ju = shockley_short_base_current(NA, ND, ni, mun, mup, T, Lp, Ln, V, eps_r=er, tail_correction=False)
+        J0 = shockley_short_base_current(NA, ND, ni, mun, mup, T, Lp, Ln, V)
+        Jf = finite_base_current(NA, ND, ni, mun, mup, tau, tau, T, Lp, Ln, V, eps_r=er)
+        Jsns, Jsrh = srh_depletion_current(NA, ND, ni, er, T, tau, V), srh_junction_current(NA, ND, ni, er, T, tau, Lp, Ln, V)
+        print(f"   V = {V} V: J_gummel = {Jg:.5e} A/m^2; Shockley/J_gummel - 1: widths (V-2V_T) {Js / Jg - 1:+.1e},"
+              f" widths (V) {Ju / Jg - 1:+.1e}, full widths {J0 / Jg - 1:+.1e}; coth/short - 1 = {Jf / Js - 1:.1e};"
+              f" SRH/J_gummel: SNS estimate {Jsns / Jg:.2e}, exact junction integral {Jsrh / Jg:.2e}")
+    print("4. SCLC, eps_r = 3, mu = 1e-4 cm^2/Vs, L = 100 nm, symmetric contacts")
+    er4, mu4, L4 = 3.0, 1e-8, 1e-7
+    Vs = np.array([0.1, 1.0, 5.0, 20.0])
+    for n0 in (3e24, 1e26, 1e27):
+        Ja = _sclc_curve(er4, mu4, L4, Vs, n0, T)
+        Jb = np.array([J for J, _ in _sclc_bvp(er4, mu4, L4, Vs, n0, T)])
+        r = Ja / mott_gurney_current(er4, mu4, L4, Vs)
+        print(f"   n0 = {n0:.0e} m^-3: J/J_MG at {Vs} V = {np.round(r, 4)}; |Airy/solve_bvp - 1| <= {np.max(np.abs(Ja / Jb - 1)):.1e}")
+        print(f"      2% window in 0.1-20 V: {mott_gurney_window(er4, mu4, L4, n0, T)}")
+    print(f"   ideal contact n0 = 1e27 m^-3, 2% window in 0.1-2000 V: {mott_gurney_window(er4, mu4, L4, 1e27, T, V_range=(0.1, 2000.0))}")
+    print(f"   n0 = 3e24 m^-3, 2% window in 0.1-200 V: {mott_gurney_window(er4, mu4, L4, 3e24, T, V_range=(0.1, 200.0))}")
+
+
+if __name__ == "__main__":
+    _selfcheck()
