@@ -15,7 +15,11 @@ the densities, its psi term (relative to |psi| from the intrinsic level) the str
 the junction centre; pvsim's tol is an absolute 2.6e-12 V on psi everywhere.
 
 Printed: the IV curves side by side with the largest relative difference where |I| > 1e-12
-A/m, and the median wall time per bias point of each (pvsim after ``block_until_ready``, in
+A/m, and the median wall time per bias point of each. DEVSIM's terminal currents are sums
+of majority-carrier edge fluxes, which float64 resolves only to ~3e-13 A/m here (at 0.05 V
+its anode and cathode currents differ by 7 %), so the IV agreement is taken where DEVSIM's
+own |I_anode + I_cathode| / |I_anode| < 1e-3, and the electron (minority) current at the
+anode, which both codes resolve, is compared at every bias (pvsim after ``block_until_ready``, in
 a second, warm sweep; its compile time is the difference between the first and the second
 sweep). Absolute times on shared machines are noisy: read the ratio.
 """
@@ -61,6 +65,7 @@ def run_pvsim(msh: Path):
     assert res.ok, res.failure
     return dict(
         current=np.array([p.observables["current"][0] for p in res.points]),
+        electron=np.array([p.observables["i_n_robust"][0] for p in res.points]),
         time=np.array([p.wall_time for p in res.points]),
         its=np.array([p.iterations for p in res.points]),
         lu=np.array([p.factorizations for p in res.points]),
@@ -74,7 +79,8 @@ def run_devsim(msh: Path):
 
     r = run_devsim_diode(str(msh), length_unit_m=1e-6, params=SILICON, biases_V=BIASES, rel_tol=TOL)
     return dict(current=np.asarray(r["current_anode"]), time=np.asarray(r["time_s"]),
-                its=np.asarray(r["iterations"]))
+                its=np.asarray(r["iterations"]), cathode=np.asarray(r["current_cathode"]),
+                electron=np.asarray(r["electron_current_anode"]))
 
 
 def compare(msh: Path) -> dict:
@@ -88,13 +94,19 @@ def compare(msh: Path) -> dict:
         print(f"{v:5.2f} {pv['current'][k]:14.6e} {dv['current'][k]:15.6e} {rel:9.2e} "
               f"{pv['time'][k] * 1e3:9.1f} {pv['its'][k]:3d}/{pv['lu'][k]:<2d} "
               f"{dv['time'][k] * 1e3:10.1f} {dv['its'][k]:3d}")
-    mask = np.abs(dv["current"]) > 1e-12
+    self_consistent = np.abs(dv["current"] + dv["cathode"]) < 1e-3 * np.abs(dv["current"])
+    mask = (np.abs(dv["current"]) > 1e-12) & self_consistent
     worst = np.max(np.abs(pv["current"][mask] - dv["current"][mask]) / np.abs(dv["current"][mask]))
+    worst_n = np.max(np.abs(pv["electron"] - dv["electron"]) / np.abs(dv["electron"]))
+    print(f"DEVSIM self-consistent (|I_a + I_c| < 1e-3 |I_a|) from {BIASES[np.argmax(self_consistent)]:.2f} V; "
+          f"below, its |I_a + I_c| / |I_a| reaches {np.max(np.abs(dv['current'] + dv['cathode']) / np.abs(dv['current'])):.1e}")
+    print(f"minority electron current at the anode, all biases: max relative difference {worst_n:.2e}")
     t_pv, t_dv = np.median(pv["time"]), np.median(dv["time"])
-    print(f"IV agreement: max relative difference {worst:.2e} where |I| > 1e-12 A/m (target < 1e-2)")
+    print(f"IV agreement: max relative difference {worst:.2e} where |I| > 1e-12 A/m and DEVSIM "
+          f"self-consistent (target < 1e-2)")
     print(f"median time per bias point: pvsim {t_pv * 1e3:.1f} ms, DEVSIM {t_dv * 1e3:.1f} ms, "
           f"ratio {t_pv / t_dv:.3f} (target <= 0.1); pvsim compile {pv['compile']:.1f} s")
-    return dict(mesh=msh.name, nodes=pv["nodes"], worst=worst, ratio=t_pv / t_dv)
+    return dict(mesh=msh.name, nodes=pv["nodes"], worst=worst, worst_n=worst_n, ratio=t_pv / t_dv)
 
 
 def main():
@@ -113,7 +125,8 @@ def main():
     rows = [compare(m) for m in meshes]
     print("\nsummary:")
     for r in rows:
-        print(f"  {r['mesh']:22s} {r['nodes']:6d} nodes  IV max rel diff {r['worst']:.1e}  "
+        print(f"  {r['mesh']:22s} {r['nodes']:6d} nodes  IV max rel diff {r['worst']:.1e} "
+              f"(minority {r['worst_n']:.1e})  "
               f"time ratio pvsim/DEVSIM {r['ratio']:.3f}")
 
 

@@ -1,0 +1,84 @@
+"""Case files: validation errors are one paragraph naming the key, the value and the fix."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pvsim.api import run_case
+from pvsim.case import CaseError, build_device, load_case, sweep_targets
+
+ROOT = Path(__file__).resolve().parent.parent
+PN = tomllib.loads((ROOT / "cases" / "pn_diode_1d.toml").read_text())
+
+
+def _variant(mutate):
+    data = tomllib.loads((ROOT / "cases" / "pn_diode_1d.toml").read_text())
+    mutate(data)
+    return data
+
+
+def _error(data) -> str:
+    with pytest.raises(CaseError) as info:
+        case, base = load_case(data, ROOT / "cases")
+        sweep_targets(case, build_device(case, base))
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 600  # one paragraph
+    return msg
+
+
+def test_missing_key():
+    msg = _error(_variant(lambda d: d["materials"]["silicon"].pop("eps_r")))
+    assert "materials.silicon.eps_r" in msg and "missing" in msg and "eps_r = 11.1" in msg
+
+
+def test_wrong_unit_suggests_the_right_key():
+    def mutate(d):
+        d["mesh"]["layers"][0]["thickness_um"] = d["mesh"]["layers"][0].pop("thickness_nm") / 1000
+    msg = _error(_variant(mutate))
+    assert "thickness_um" in msg and "thickness_nm" in msg
+
+
+def test_negative_thickness():
+    msg = _error(_variant(lambda d: d["mesh"]["layers"][1].update(thickness_nm=-5.0)))
+    assert "thickness_nm" in msg and "-5.0" in msg and "greater than 0" in msg
+
+
+def test_unknown_region_and_contact():
+    msg = _error(_variant(lambda d: d["regions"].update(n_sid={"donors_cm3": 1e17})))
+    assert "n_sid" in msg and "n_side" in msg
+    msg = _error(_variant(lambda d: d["contacts"].update(gate={"type": "ohmic"})))
+    assert "gate" in msg and "anode" in msg and "cathode" in msg
+    msg = _error(_variant(lambda d: d["sweep"].update(contact="drain")))
+    assert "drain" in msg
+
+
+def test_cli_prints_error_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    text = (ROOT / "cases" / "pn_diode_1d.toml").read_text().replace("eps_r = 11.1", "eps_r = -11.1")
+    bad.write_text(text)
+    out = subprocess.run([sys.executable, "-m", "pvsim.cli", "run", str(bad), "-o", str(tmp_path / "o.nc")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "eps_r" in out.stderr and "-11.1" in out.stderr
+
+
+def test_unreachable_bias_keeps_converged_points(tmp_path):
+    """A bias that cannot converge stops the sweep with a report; converged points are saved."""
+    data = _variant(lambda d: d["sweep"].clear() or d["sweep"].update(
+        contact="anode", voltages_V=[0.1, 0.2, 1.0e4]))
+    out = tmp_path / "partial.nc"
+    with pytest.warns(RuntimeWarning, match="bias point 2"):
+        ds = run_case(data, output=out, base_dir=ROOT / "cases")
+    saved = xr.open_dataset(out)
+    assert saved.attrs["status"].startswith("stopped: bias point 2 (anode=10000 V")
+    assert "step halving" in saved.attrs["status"]
+    # equilibrium + the two converged points, with their currents
+    assert saved.sizes["bias"] == 3
+    np.testing.assert_allclose(saved["voltage"].sel(contact="anode").values, [0.0, 0.1, 0.2])
+    assert np.all(np.abs(saved["current"].values[1:]) > 0)
+    assert ds.sizes["bias"] == 3
