@@ -11,7 +11,9 @@ recombination channels, G a given pair generation rate per site (optical generat
 the source of a manufactured solution). The raw residual at a contact node is the current that enters the
 device there (electron and hole parts), which gives the terminal currents; contact rows are
 then replaced by their Dirichlet conditions, and a current-controlled contact adds the row
-"terminal current - set current" for its voltage unknown.
+"terminal current - set current" for its voltage unknown (or "voltage - set voltage" while
+``params.hold_voltage`` holds it: near zero current dI/dV of a diode is ~1e-14 of the other
+Jacobian entries, so current control has to start from a biased state).
 
 Jacobian (DESIGN.md, "Jacobian"): ``vmap(jacfwd(kernel))`` over edges and sites, scattered
 into a CSR pattern whose slots are computed once per mesh with numpy. Everything here is a
@@ -106,6 +108,8 @@ class Assembler:
     car_bc_contact: jax.Array
     cc_src: jax.Array  # raw slots summed into current-control rows
     cc_dst: jax.Array
+    cc_dst_contact: jax.Array  # contact of each cc_dst slot
+    vdof_diag: jax.Array  # (K,) diagonal slot of each contact's voltage unknown (0 if none)
     vcol_slots: jax.Array  # slots (Dirichlet row, voltage column)
     contact_in: jax.Array  # (K, Nmax) carrier sets at each contact (padded with -1)
     phin_dof: jax.Array
@@ -185,14 +189,20 @@ class Assembler:
             i_n, i_p = self.terminal_currents(f_raw)
             for k, ctl in enumerate(self.controls):
                 if ctl == "current":
-                    f = f.at[self.voltage_dof[k]].set(i_n[k] + i_p[k] - params.current[k])
+                    f = f.at[self.voltage_dof[k]].set(jnp.where(
+                        params.hold_voltage[k] > 0.5, u[self.voltage_dof[k]] - params.voltage[k],
+                        i_n[k] + i_p[k] - params.current[k]))
         if not jacobian:
             return f, None
         vals = jnp.where(self.dirichlet_entry, 0.0, raw_vals)
         vals = vals.at[self.dirichlet_diag].set(1.0)
         if current_control:
-            vals = vals.at[self.cc_dst].add(raw_vals[self.cc_src])
+            hold = params.hold_voltage[self.cc_dst_contact] > 0.5
+            vals = vals.at[self.cc_dst].add(jnp.where(hold, 0.0, raw_vals[self.cc_src]))
             vals = vals.at[self.vcol_slots].set(-1.0)
+            for k, ctl in enumerate(self.controls):
+                if ctl == "current":
+                    vals = vals.at[self.vdof_diag[k]].add(jnp.where(params.hold_voltage[k] > 0.5, 1.0, 0.0))
         return f, vals
 
     def residual(self, u, params: Params):
@@ -253,7 +263,7 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
     for k, cars in enumerate(layout.contact_carriers):
         contact_in[k, : len(cars)] = cars
     raw_coo = np.concatenate([c[0] for c in coo[:3]]), np.concatenate([c[1] for c in coo[:3]])
-    cc_rows_src, cc_cols, cc_row_dst, vcol_rows, vcol_cols = [], [], [], [], []
+    cc_rows_src, cc_cols, cc_row_dst, cc_contact, vcol_rows, vcol_cols = [], [], [], [], [], []
     for k, c in enumerate(layout.contacts):
         if c.control != "current":
             continue
@@ -263,6 +273,7 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
         cc_rows_src.append(sel)
         cc_cols.append(raw_coo[1][sel])
         cc_row_dst.append(np.full(sel.sum(), vd))
+        cc_contact.append(np.full(sel.sum(), k))
         rows_k = np.concatenate([layout.psi_dof[layout.contact_nodes[k]], pn[cars], pp[cars]])
         vcol_rows.append(rows_k)
         vcol_cols.append(np.full(len(rows_k), vd))
@@ -287,10 +298,12 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
         cc_src = np.concatenate([raw_slots[sel] for sel in cc_rows_src])
         cc_dst = slots(np.concatenate(cc_row_dst), np.concatenate(cc_cols))
         # several local entries share a slot (its value is already their sum): add it once
-        cc_src, cc_dst = np.unique(np.stack([cc_src, cc_dst]), axis=1)
+        cc_src, cc_dst, cc_k = np.unique(np.stack([cc_src, cc_dst, np.concatenate(cc_contact)]), axis=1)
         vcol_slots = slots(np.concatenate(vcol_rows), np.concatenate(vcol_cols))
     else:
-        cc_src = cc_dst = vcol_slots = np.zeros(0, np.int64)
+        cc_src = cc_dst = cc_k = vcol_slots = np.zeros(0, np.int64)
+    vd = layout.voltage_dof
+    vdof_diag = np.where(vd >= 0, slots(np.maximum(vd, 0), np.maximum(vd, 0)), 0)
 
     j = jnp.asarray
     return Assembler(
@@ -302,7 +315,8 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
         dirichlet_entry=j(is_dir[rows]), dirichlet_diag=j(slots(dirichlet, dirichlet)),
         psi_bc_dof=j(psi_bc_dof), psi_bc_contact=j(psi_bc_contact), psi_bc_site=j(psi_bc_site),
         psi_bc_ohmic=j(psi_bc_ohmic), car_bc_dofs=j(car_bc), car_bc_contact=j(car_bc_contact),
-        cc_src=j(cc_src), cc_dst=j(cc_dst), vcol_slots=j(vcol_slots),
+        cc_src=j(cc_src), cc_dst=j(cc_dst), cc_dst_contact=j(cc_k), vdof_diag=j(vdof_diag),
+        vcol_slots=j(vcol_slots),
         contact_in=j(contact_in), phin_dof=j(pn), phip_dof=j(pp),
         voltage_dof=j(layout.voltage_dof), site_carrier=j(car), site_volume=j(disc.site_volume),
         psi_dof=j(layout.psi_dof), site_node=j(disc.site_node), site_region=j(reg),

@@ -17,7 +17,7 @@ is kept for checks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import jax
@@ -86,8 +86,11 @@ class Device:
             out[sites] = net_doping(self.doping.get(name, []), coords[sites])
         return out
 
-    def params(self, voltage_V=None, current=None) -> Params:
-        """Scaled parameters for contact voltages (V) and set currents (current units)."""
+    def params(self, voltage_V=None, current=None, hold_voltage=None) -> Params:
+        """Scaled parameters for contact voltages (V) and set currents (current units).
+
+        ``hold_voltage`` (K,) (truthy) holds current-controlled contacts at their voltage.
+        """
         k = len(self.contacts)
         v = np.zeros(k) if voltage_V is None else np.asarray(voltage_V, dtype=float)
         i = np.zeros(k) if current is None else np.asarray(current, dtype=float)
@@ -99,6 +102,7 @@ class Device:
             voltage=jnp.asarray(v / self.scales.V_T),
             current=jnp.asarray(i / self.scales.current),
             work_function=jnp.asarray(wf / self.scales.V_T),
+            hold_voltage=jnp.asarray(np.zeros(k) if hold_voltage is None else np.asarray(hold_voltage, float)),
         )
 
     # ------------------------------------------------------------------ solving
@@ -127,9 +131,13 @@ class Device:
         """One steady-state Newton solve (jitted; compiled once per device)."""
         return self._solve(u0, params)
 
-    def solve_pure(self, u0, params):
-        """The same solve, un-jitted, for use inside a user's own jit/vmap."""
-        return self._solve_impl(u0, params)
+    def solve_pure(self, u0, params, chord: bool = False):
+        """The same solve, un-jitted, for use inside a user's own ``jit``/``vmap``.
+
+        Chord steps are off by default here: under ``vmap`` the step choice would become a
+        select that evaluates both kinds of step for every batch member.
+        """
+        return newton_solve(self.asm, self.solver, u0, params, replace(self.newton, chord=chord))
 
     def tangent(self, u, params: Params, dparams: Params, factorization=None):
         """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted).

@@ -183,6 +183,10 @@ class _PardisoSlots:
         ps = self._slot(k, v)
         self._call(ps, 22, v, np.zeros(self.n))
         self.serial[k] = token
+        # PARDISO replaces tiny pivots by +-eps*|A| (static pivoting); where it had to, the
+        # solves need iterative refinement (e.g. a current-controlled diode near I = 0,
+        # whose dI/dV is ~1e-13 of the other entries). Otherwise refinement only costs time.
+        ps.iparm[7] = 3 if ps.iparm[13] > 0 else 0
         return ps
 
     def factor_solve(self, vals, b):

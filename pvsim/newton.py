@@ -20,7 +20,15 @@ max_i |F_i| / max_j |J_ij| (row-equilibrated) at the last evaluation.
 
 Damping: updates larger than ``max_step`` (V_T units) are scaled down by a common factor so
 that their largest component becomes max_step (1 + ln(|du|_max / max_step)) (logarithmic
-damping; the direction is kept).
+damping; the direction is kept). Before that, the whole update is scaled so that the voltage
+unknown of a current-controlled contact moves by at most max_step per iteration: near zero
+current the linearised I(V) asks for absurd voltage jumps, and the terminal current grows
+like exp(V/V_T).
+
+Line search (Bank & Rose, Numer. Math. 37, 279 (1981), simplified): an update larger than
+``line_search`` (V_T units) is accepted only if it reduces the row-equilibrated residual
+norm ||r F||_2 by a factor (1 - t/10) for step length t; otherwise t is halved (at most
+10 times). Small updates, the usual case along a sweep, skip the check.
 """
 
 from __future__ import annotations
@@ -64,6 +72,7 @@ class NewtonOptions:
     chord: bool = True
     chord_switch: float = 0.5
     chord_contraction: float = 0.1
+    line_search: float = 1.0
 
 
 def empty_factorization(asm: Assembler) -> Factorization:
@@ -85,15 +94,46 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         du = solver.resolve(fact, -f, asm.rows, asm.cols)
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
+    v_mask = jnp.zeros(asm.n_dof, bool).at[jnp.where(asm.voltage_dof >= 0, asm.voltage_dof, asm.n_dof)].set(
+        True, mode="drop")
+
+    def norm(u, fact):
+        return jnp.linalg.norm(asm.residual(u, params) * fact.r)
+
+    def backtrack(u, du, fact):
+        g0 = norm(u, fact)
+
+        def cond_fn(c):
+            t, g, k = c
+            return (k < 10) & ~(g <= (1.0 - 0.1 * t) * g0)
+
+        def body_fn(c):
+            t, _, k = c
+            t = 0.5 * t
+            return t, norm(u + t * du, fact), k + 1
+
+        t, _, _ = jax.lax.while_loop(cond_fn, body_fn, (1.0, norm(u + du, fact), 0))
+        return jnp.asarray(t)
+
     def body(state):
         u, fact, it, nfac, upd, res, status, use_chord = state
-        du, fact_new, res_new = jax.lax.cond(use_chord, chord, full, u, fact)
+        if options.chord:
+            du, fact_new, res_new = jax.lax.cond(use_chord, chord, full, u, fact)
+        else:  # no cond: under vmap a cond runs both branches (and batches the pattern)
+            du, fact_new, res_new = full(u, fact)
+        dv = jnp.max(jnp.where(v_mask, jnp.abs(du), 0.0))
+        du = du * jnp.where(dv > options.max_step, options.max_step / jnp.where(dv > 0, dv, 1.0), 1.0)
         m = jnp.max(jnp.abs(du))
         finite = jnp.isfinite(m) & jnp.isfinite(res_new)
         scale = jnp.where(m > options.max_step,
                           options.max_step * (1.0 + jnp.log(m / options.max_step)) / m, 1.0)
+        du = scale * du
+        if options.line_search is not None:
+            t = jax.lax.cond(finite & (m * scale > options.line_search), backtrack,
+                             lambda *a: jnp.asarray(1.0), u, du, fact_new)
+            du = t * du
         running = status < 0
-        u_new = jnp.where(running & finite, u + scale * du, u)
+        u_new = jnp.where(running & finite, u + du, u)
         it_new = jnp.where(running, it + 1, it)
         nfac_new = jnp.where(running & ~use_chord, nfac + 1, nfac)
         new_status = jnp.where(~finite, NOT_FINITE,

@@ -50,6 +50,7 @@ class Params:
     voltage: jax.Array  # (K,) contact voltages / V_T (initial values for current-controlled)
     current: jax.Array  # (K,) set currents (scaled) of current-controlled contacts
     work_function: jax.Array  # (K,) / kT, used by work-function contacts
+    hold_voltage: jax.Array  # (K,) 1.0: a current-controlled contact held at ``voltage`` instead
 
 
 def gather(tree, index):

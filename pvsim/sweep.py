@@ -7,9 +7,12 @@ The Python driver orchestrates; each solve is the compiled Newton of :mod:`pvsim
   since the continuity equations are satisfied identically by flat quasi-Fermi levels).
 * **Start point**: each target bias starts from the converged point nearest to it (so a
   forward branch and a reverse branch both start near 0 V).
-* **Predictor**: the tangent du/ds = -J^-1 dF/ds (one extra factorisation; ``"tangent"``),
-  the secant through the last two points on the same line (free; ``"secant"``, falls back
-  to the tangent) or none.
+* **Predictor**: the tangent du/ds = -J^-1 dF/ds (one triangular solve with the last
+  Newton factorisation; ``"tangent"``), the secant through the last two points on the same
+  line (free; ``"secant"``, falls back to the tangent) or none. A predicted change larger
+  than ``max_prediction`` (V_T units) is scaled down to it (the tangent of a current-
+  controlled contact near zero current predicts absurd voltages), and a failed predicted
+  solve is retried from the unpredicted state before the step is halved.
 * **Step halving**: a failed solve halves the step towards the target, down to
   ``min_fraction`` of the full step; then the sweep stops with a report naming the bias
   that failed and why, and everything that converged is returned.
@@ -25,14 +28,19 @@ import numpy as np
 
 from .device import Device
 from .newton import STATUS_TEXT
+from .params import Params
 
 
 @dataclass
 class BiasPoint:
-    """Set values for one bias point: voltages (V) and set currents (device current units)."""
+    """Set values for one bias point: voltages (V) and set currents (device current units).
+
+    ``hold`` (K,) marks current-controlled contacts held at their voltage for this point.
+    """
 
     voltage: np.ndarray
     current: np.ndarray
+    hold: np.ndarray | None = None
 
     def vector(self) -> np.ndarray:
         return np.concatenate([self.voltage, self.current])
@@ -71,12 +79,17 @@ class SweepFailure(RuntimeError):
 @dataclass(frozen=True)
 class SweepOptions:
     predictor: str = "tangent"  # "tangent" | "secant" | "none"
+    max_prediction: float = 20.0  # V_T
     min_fraction: float = 1.0 / 1024
     max_substeps: int = 200
 
 
 def _params(dev: Device, b: BiasPoint):
-    return dev.params(b.voltage, b.current)
+    return dev.params(b.voltage, b.current, b.hold)
+
+
+def _current_controlled(dev: Device) -> np.ndarray:
+    return np.array([c.control == "current" for c in dev.contacts])
 
 
 def _finish(dev, b, u, res, its, facs, substeps, t0) -> PointResult:
@@ -90,7 +103,7 @@ def _finish(dev, b, u, res, its, facs, substeps, t0) -> PointResult:
 
 def solve_equilibrium(dev: Device) -> PointResult:
     k = len(dev.contacts)
-    b = BiasPoint(np.zeros(k), np.zeros(k))
+    b = BiasPoint(np.zeros(k), np.zeros(k), _current_controlled(dev))
     t0 = time.perf_counter()
     p = _params(dev, b)
     res = dev.solve(dev.initial_guess(p), p)
@@ -108,6 +121,7 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
     """Walk from ``start`` to ``target``; returns (result, None) or (None, reason)."""
     t0 = time.perf_counter()
     p0, p1 = _params(dev, start.bias), _params(dev, target)
+    p0 = Params(**{**p0.__dict__, "hold_voltage": p1.hold_voltage})  # the mode is the target's
     dp = jax.tree_util.tree_map(lambda a, b: b - a, p0, p1)
     u, s, ds = start.u, 0.0, 1.0
     fact = start.factorization
@@ -124,15 +138,18 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
         s_try = min(1.0, s + ds)
         p_try = jax.tree_util.tree_map(lambda a, d: a + s_try * d, p0, dp)
         if secant is not None and s == 0.0:
-            guess = u + s_try * secant
+            step = s_try * secant
         elif options.predictor in ("tangent", "secant"):
             p_s = jax.tree_util.tree_map(lambda a, d: a + s * d, p0, dp)
-            guess = u + (s_try - s) * dev.tangent(u, p_s, dp, fact)
+            step = (s_try - s) * dev.tangent(u, p_s, dp, fact)
         else:
-            guess = u
-        res = dev.solve(guess, p_try)
-        its += int(res.iterations)
-        facs += int(res.factorizations)
+            step = None
+        for guess in _guesses(u, step, options.max_prediction):
+            res = dev.solve(guess, p_try)
+            its += int(res.iterations)
+            facs += int(res.factorizations)
+            if bool(res.converged):
+                break
         substeps += 1
         if bool(res.converged):
             u, s, fact = res.u, s_try, res.factorization
@@ -147,6 +164,56 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
     return _finish(dev, target, u, res, its, facs, substeps, t0), None
 
 
+def _release(dev: Device, point: PointResult) -> PointResult:
+    """The same state, its current-controlled contacts now set to their present current."""
+    o = point.observables
+    bias = BiasPoint(np.asarray(o["voltage"]), np.asarray(o["current_direct"]), None)
+    return PointResult(**{**point.__dict__, "bias": bias})
+
+
+def to_target(dev: Device, start: PointResult, target: BiasPoint, prev, options: SweepOptions,
+              bootstrap_step_V: float = 0.05, max_bootstrap: int = 400):
+    """Reach ``target``; current-controlled contacts are first driven by voltage steps.
+
+    Near zero current a diode's dI/dV is ~1e-14 of the other Jacobian entries (singular to
+    float64), so a current-controlled contact is held at a voltage that is stepped (0.05 V)
+    towards the set current until the current reaches a third of it; then the contact is
+    released to current control and the continuation runs in current.
+    """
+    cc = _current_controlled(dev)
+    if target.hold is not None:
+        cc = cc & ~np.asarray(target.hold, bool)
+    if cc.any():
+        i_now = np.asarray(start.observables["current_direct"])
+        far = np.abs(i_now[cc]) < 1e-3 * np.abs(target.current[cc])
+        held = start.bias.hold is not None and np.any(np.asarray(start.bias.hold, bool) & cc)
+        if far.any():
+            point = start
+            sign = np.sign(target.current)
+            for _ in range(max_bootstrap):
+                v = np.asarray(point.observables["voltage"]) + np.where(cc, sign * bootstrap_step_V, 0.0)
+                point, reason = continuation(dev, point, BiasPoint(v, target.current, cc), None, options)
+                if point is None:
+                    return None, f"while stepping the held voltage towards the set current: {reason}"
+                i_now = np.asarray(point.observables["current_direct"])
+                if np.all(np.abs(i_now[cc]) >= np.abs(target.current[cc]) / 3):
+                    break
+            start, prev = _release(dev, point), None
+        elif held:
+            start, prev = _release(dev, start), None
+    return continuation(dev, start, target, prev, options)
+
+
+def _guesses(u, step, cap):
+    """Start states to try: the (capped) prediction, then the last solution."""
+    if step is None:
+        return [u]
+    size = float(jax.numpy.max(jax.numpy.abs(step)))
+    if not np.isfinite(size):
+        return [u]
+    return [u + step * min(1.0, cap / max(size, 1e-300)), u]
+
+
 def run_sweep(dev: Device, targets: list[BiasPoint], options: SweepOptions = SweepOptions(),
               progress=None) -> SweepResult:
     """Solve every target bias point; stop at the first that fails (after step halving)."""
@@ -157,7 +224,7 @@ def run_sweep(dev: Device, targets: list[BiasPoint], options: SweepOptions = Swe
     for i, target in enumerate(targets):
         vec = target.vector()
         start = min(done, key=lambda r: np.max(np.abs(r.bias.vector() - vec)))
-        result, reason = continuation(dev, start, target, prev_of.get(id(start)), options)
+        result, reason = to_target(dev, start, target, prev_of.get(id(start)), options)
         if result is None:
             v = ", ".join(f"{c}={x:g} V" for c, x in zip(dev.contact_names, target.voltage))
             out.failure = (f"bias point {i} ({v}) failed: {reason}. "

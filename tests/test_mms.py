@@ -79,7 +79,7 @@ def _poisson_error(mesh, psi_exact):
     psi_s = jax.vmap(psi_exact)(xs)
     # -lap(psi) = p - n + C with phi = 0: n = e^psi, p = e^(-psi - Eg)
     doping = -lap(xs) - jnp.exp(-psi_s - EG) + jnp.exp(psi_s)
-    params = Params(_material(), doping, jnp.zeros(disc.n_sites), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
+    params = Params(_material(), doping, jnp.zeros(disc.n_sites), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
     u_ex = np.zeros(asm.n_dof)
     psi_nodes = np.asarray(jax.vmap(psi_exact)(jnp.asarray(mesh.points)))
     u_ex[layout.psi_dof] = psi_nodes
@@ -141,7 +141,7 @@ def _dd_error(mesh):
     gen = -jax.vmap(_divergence(current))(xs)  # div J = R - G, R = 0
     p_s = jax.vmap(lambda x: jnp.exp(-psi_f(x) + phip_f(x) - EG))(xs)
     doping = -jax.vmap(_laplacian(psi_f, False))(xs) - p_s + jax.vmap(n_f)(xs)
-    params = Params(_material(), doping, gen, jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
+    params = Params(_material(), doping, gen, jnp.zeros(0), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
     pts = jnp.asarray(mesh.points)
     u_ex = np.zeros(asm.n_dof)
     u_ex[layout.psi_dof] = np.asarray(jax.vmap(psi_f)(pts))
