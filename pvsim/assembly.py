@@ -37,28 +37,38 @@ from .physics.statistics import neutral_potential
 
 
 # ---------------------------------------------------------------- pointwise kernels
-def semiconductor_edge(u, m, w, lambda2):
-    """Local residual of one semiconductor edge; u = (psi_i, psi_j, fn_i, fn_j, fp_i, fp_j)."""
-    psi_i, psi_j, fn_i, fn_j, fp_i, fp_j = u
+# Each kernel receives the local unknowns as a reference value plus an increment
+# (u = ref + du, see Assembler.raw) and forms every *difference* of potentials as
+# (ref_i - ref_j) + (du_i - du_j): the reference differences are exact for nearby values
+# (Sterbenz), and the increments are small, so a quasi-Fermi drop of 1e-20 V between two
+# nodes at 0.6 V is resolved, which a float64 potential (spacing 1e-16 V) cannot do.
+
+def _diff(ref, du, i, j):
+    return (ref[i] - ref[j]) + (du[i] - du[j])
+
+
+def semiconductor_edge(du, ref, m, w, lambda2):
+    """Local residual of one semiconductor edge; unknowns (psi_i, psi_j, fn_i, fn_j, fp_i, fp_j)."""
+    psi_i, psi_j, fn_i, fn_j, fp_i, fp_j = ref + du
     ln_n_i, ln_p_i = log_densities(psi_i, fn_i, fp_i, m)
     ln_n_j, ln_p_j = log_densities(psi_j, fn_j, fp_j, m)
-    d = psi_j - psi_i  # band-edge potentials differ by psi only inside a region
-    jn = w * electron_flux(ln_n_i, ln_n_j, d, fn_i, fn_j, m.mu_n)
-    jp = w * hole_flux(ln_p_i, ln_p_j, d, fp_i, fp_j, m.mu_p)
-    dd = lambda2 * m.eps_r * w * (psi_i - psi_j)
+    d = _diff(ref, du, 1, 0)  # band edges differ by psi only inside a region
+    jn = w * electron_flux(ln_n_i, ln_n_j, d, _diff(ref, du, 2, 3), m.mu_n)
+    jp = w * hole_flux(ln_p_i, ln_p_j, d, _diff(ref, du, 4, 5), m.mu_p)
+    dd = -lambda2 * m.eps_r * w * d
     return jnp.stack([dd, -dd, jn, -jn, jp, -jp])
 
 
-def insulator_edge(u, eps_r, w, lambda2):
-    dd = lambda2 * eps_r * w * (u[0] - u[1])
+def insulator_edge(du, ref, eps_r, w, lambda2):
+    dd = lambda2 * eps_r * w * _diff(ref, du, 0, 1)
     return jnp.stack([dd, -dd])
 
 
-def semiconductor_site(u, m, doping, generation, volume):
-    """Local residual of one semiconductor site; u = (psi, phi_n, phi_p)."""
-    psi, fn, fp = u
+def semiconductor_site(du, ref, m, doping, generation, volume):
+    """Local residual of one semiconductor site; unknowns (psi, phi_n, phi_p)."""
+    psi, fn, fp = ref + du
     ln_n, ln_p = log_densities(psi, fn, fp, m)
-    r = sum(recombination_rates(ln_n, ln_p, fn, fp, m)) - generation
+    r = sum(recombination_rates(ln_n, ln_p, _diff(ref, du, 2, 1), m)) - generation
     rho = jnp.exp(ln_p) - jnp.exp(ln_n) + doping
     return jnp.stack([-volume * rho, -volume * r, volume * r])
 
@@ -71,9 +81,9 @@ def _with_jacobian(kernel, in_axes):
     return jax.vmap(jax.jacfwd(both, has_aux=True), in_axes=in_axes)
 
 
-_semi_edge_jac = _with_jacobian(semiconductor_edge, (0, 0, 0, None))
-_ins_edge_jac = _with_jacobian(insulator_edge, (0, 0, 0, None))
-_semi_site_jac = _with_jacobian(semiconductor_site, (0, 0, 0, 0, 0))
+_semi_edge_jac = _with_jacobian(semiconductor_edge, (0, 0, 0, 0, None))
+_ins_edge_jac = _with_jacobian(insulator_edge, (0, 0, 0, 0, None))
+_semi_site_jac = _with_jacobian(semiconductor_site, (0, 0, 0, 0, 0, 0))
 
 
 # ---------------------------------------------------------------- the assembler
@@ -127,39 +137,43 @@ class Assembler:
     controls: tuple = field(metadata=dict(static=True))  # per contact "voltage"/"current"
 
     # ------------------------------------------------------------ evaluation
-    def voltages(self, u, params: Params):
+    def voltages(self, u, params: Params, ref=None):
         """Contact voltages (scaled): set values, or unknowns for current-controlled ones."""
         v = params.voltage
         for k, ctl in enumerate(self.controls):
             if ctl == "current":
-                v = v.at[k].set(u[self.voltage_dof[k]])
+                vd = self.voltage_dof[k]
+                v = v.at[k].set(u[vd] + (0.0 if ref is None else ref[vd]))
         return v
 
-    def raw(self, u, params: Params, jacobian: bool = True):
+    def raw(self, u, params: Params, jacobian: bool = True, ref=None):
         """Raw residual (n_dof,) and raw Jacobian values (nnz,) before boundary conditions.
 
-        With ``jacobian=False`` only the residual is evaluated (values returned as None).
+        The state is ``ref + u`` (``ref`` defaults to 0); differences of potentials are
+        formed from the two parts separately (see the kernels). With ``jacobian=False``
+        only the residual is evaluated (values returned as None).
         """
+        ref = jnp.zeros_like(u) if ref is None else ref
         mat = params.material
         f = jnp.zeros(self.n_dof)
         vals = jnp.zeros(self.nnz + 1) if jacobian else None
         terms = []
         if self.se_dofs.shape[0]:
             terms.append((semiconductor_edge, _semi_edge_jac, self.se_dofs, self.se_slots,
-                          (gather(mat, self.se_region), self.se_weight, self.lambda2), (0, 0, 0, None)))
+                          (gather(mat, self.se_region), self.se_weight, self.lambda2), (0, 0, 0, 0, None)))
         if self.ie_dofs.shape[0]:
             terms.append((insulator_edge, _ins_edge_jac, self.ie_dofs, self.ie_slots,
-                          (mat.eps_r[self.ie_region], self.ie_weight, self.lambda2), (0, 0, 0, None)))
+                          (mat.eps_r[self.ie_region], self.ie_weight, self.lambda2), (0, 0, 0, 0, None)))
         if self.ss_dofs.shape[0]:
             terms.append((semiconductor_site, _semi_site_jac, self.ss_dofs, self.ss_slots,
                           (gather(mat, self.ss_region), params.doping[self.ss_site],
-                           params.generation[self.ss_site], self.ss_volume), (0, 0, 0, 0, 0)))
+                           params.generation[self.ss_site], self.ss_volume), (0, 0, 0, 0, 0, 0)))
         for kernel, kernel_jac, dofs, slots, args, axes in terms:
             if jacobian:
-                jac, res = kernel_jac(u[dofs], *args)
+                jac, res = kernel_jac(u[dofs], ref[dofs], *args)
                 vals = vals.at[slots].add(jac.reshape(jac.shape[0], -1))
             else:
-                res = jax.vmap(kernel, in_axes=axes)(u[dofs], *args)
+                res = jax.vmap(kernel, in_axes=axes)(u[dofs], ref[dofs], *args)
             f = f.at[dofs].add(res)
         return f, (vals[:-1] if jacobian else None)
 
@@ -178,19 +192,20 @@ class Assembler:
         i_p = jnp.sum(jnp.where(mask, f_raw[self.phip_dof[idx]], 0.0), axis=1)
         return i_n, i_p
 
-    def residual_and_jacobian(self, u, params: Params, jacobian: bool = True):
-        """Residual with boundary conditions (n_dof,) and Jacobian values (nnz,)."""
-        f_raw, raw_vals = self.raw(u, params, jacobian)
-        v = self.voltages(u, params)
-        f = f_raw.at[self.psi_bc_dof].set(u[self.psi_bc_dof] - self.contact_psi(v, params))
-        f = f.at[self.car_bc_dofs].set(u[self.car_bc_dofs] - v[self.car_bc_contact])
+    def residual_and_jacobian(self, u, params: Params, jacobian: bool = True, ref=None):
+        """Residual with boundary conditions (n_dof,) and Jacobian values (nnz,) at ref + u."""
+        f_raw, raw_vals = self.raw(u, params, jacobian, ref)
+        v = self.voltages(u, params, ref)
+        full = u if ref is None else ref + u
+        f = f_raw.at[self.psi_bc_dof].set(full[self.psi_bc_dof] - self.contact_psi(v, params))
+        f = f.at[self.car_bc_dofs].set(full[self.car_bc_dofs] - v[self.car_bc_contact])
         current_control = any(c == "current" for c in self.controls)
         if current_control:
             i_n, i_p = self.terminal_currents(f_raw)
             for k, ctl in enumerate(self.controls):
                 if ctl == "current":
                     f = f.at[self.voltage_dof[k]].set(jnp.where(
-                        params.hold_voltage[k] > 0.5, u[self.voltage_dof[k]] - params.voltage[k],
+                        params.hold_voltage[k] > 0.5, full[self.voltage_dof[k]] - params.voltage[k],
                         i_n[k] + i_p[k] - params.current[k]))
         if not jacobian:
             return f, None
@@ -205,8 +220,8 @@ class Assembler:
                     vals = vals.at[self.vdof_diag[k]].add(jnp.where(params.hold_voltage[k] > 0.5, 1.0, 0.0))
         return f, vals
 
-    def residual(self, u, params: Params):
-        return self.residual_and_jacobian(u, params, jacobian=False)[0]
+    def residual(self, u, params: Params, ref=None):
+        return self.residual_and_jacobian(u, params, jacobian=False, ref=ref)[0]
 
 
 def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Assembler:

@@ -139,7 +139,7 @@ class Device:
         """
         return newton_solve(self.asm, self.solver, u0, params, replace(self.newton, chord=chord))
 
-    def tangent(self, u, params: Params, dparams: Params, factorization=None):
+    def tangent(self, u, params: Params, dparams: Params, factorization=None):  # noqa: D417
         """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted).
 
         With the ``factorization`` left by the Newton solve that produced u, this costs one
@@ -160,11 +160,12 @@ class Device:
         return self.solver.resolve(fact, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
 
     # ------------------------------------------------------------------ observables
-    def _observe_impl(self, u, params):
+    def _observe_impl(self, ref, delta, params):
         asm, lay, disc = self.asm, self.layout, self.disc
-        f_raw, _ = asm.raw(u, params)
+        f_raw, _ = asm.raw(delta, params, jacobian=False, ref=ref)
         i_n, i_p = asm.terminal_currents(f_raw)
-        v = asm.voltages(u, params)
+        v = asm.voltages(delta, params, ref)
+        u = ref + delta
         # per-site densities and rates (semiconductor sites)
         car = jnp.asarray(np.maximum(lay.site_carrier, 0))
         semi = jnp.asarray(lay.site_carrier >= 0)
@@ -173,7 +174,9 @@ class Device:
         fp_s = u[asm.phip_dof[car]]
         m = gather(params.material, asm.site_region)
         ln_n, ln_p = log_densities(psi_s, fn_s, fp_s, m)
-        r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, fn_s, fp_s, m)
+        split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
+            delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
+        r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, split, m)
         vol = jnp.where(semi, asm.site_volume, 0.0)
         r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation))
         # robust currents: replace majority parts by the carrier balance
@@ -218,9 +221,12 @@ class Device:
         return np.concatenate([np.full(len(s), k) for k, s in enumerate(self.layout.contact_site)]) \
             if self.contacts else np.zeros(0, int)
 
-    def observe(self, u, params) -> dict[str, np.ndarray]:
-        """Physical fields and currents of a state (SI units; currents in scales.current_units)."""
-        o = jax.tree_util.tree_map(np.asarray, self._observe(u, params))
+    def observe(self, u, params, delta=None) -> dict[str, np.ndarray]:
+        """Physical fields and currents of the state ``u + delta`` (SI units; currents in
+        scales.current_units). Pass a Newton result's ``ref`` and ``delta`` for the most
+        precise terminal currents."""
+        delta = jnp.zeros_like(u) if delta is None else delta
+        o = jax.tree_util.tree_map(np.asarray, self._observe(u, delta, params))
         s = self.scales
         vt, nr, cur = s.V_T, s.N_ref, s.current
         out = {k: o[k] * vt for k in ("psi", "phi_n", "phi_p", "Ec", "Ev", "voltage")}

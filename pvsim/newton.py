@@ -51,7 +51,11 @@ STATUS_TEXT = {CONVERGED: "converged", MAX_ITER: "maximum iterations reached",
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class NewtonResult:
+    """``u = ref + delta``; keep the two parts for terminal currents (see Assembler.raw)."""
+
     u: jax.Array
+    ref: jax.Array
+    delta: jax.Array
     status: jax.Array  # int, see STATUS_TEXT
     iterations: jax.Array  # linear solves (full + chord)
     factorizations: jax.Array  # Jacobian factorisations
@@ -84,13 +88,15 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
                  options: NewtonOptions = NewtonOptions()) -> NewtonResult:
     """Solve F(u; params) = 0 from ``u0``; traceable (jit/vmap)."""
 
+    ref = u0  # the iteration runs on the increment u - u0 (precise differences)
+
     def full(u, fact):
-        f, vals = asm.residual_and_jacobian(u, params)
+        f, vals = asm.residual_and_jacobian(u, params, ref=ref)
         du, fact = solver.factor_solve(vals, -f, asm.rows, asm.cols)
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
     def chord(u, fact):
-        f = asm.residual(u, params)
+        f = asm.residual(u, params, ref=ref)
         du = solver.resolve(fact, -f, asm.rows, asm.cols)
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
@@ -98,7 +104,7 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         True, mode="drop")
 
     def norm(u, fact):
-        return jnp.linalg.norm(asm.residual(u, params) * fact.r)
+        return jnp.linalg.norm(asm.residual(u, params, ref=ref) * fact.r)
 
     def backtrack(u, du, fact):
         g0 = norm(u, fact)
@@ -150,8 +156,8 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         return jnp.any(state[6] < 0)
 
     zero = jnp.asarray(0)
-    init = (u0, empty_factorization(asm), zero, zero, jnp.asarray(jnp.inf), jnp.asarray(jnp.inf),
+    init = (jnp.zeros_like(u0), empty_factorization(asm), zero, zero, jnp.asarray(jnp.inf), jnp.asarray(jnp.inf),
             jnp.asarray(-1), jnp.asarray(False))
-    u, fact, it, nfac, upd, res, status, _ = jax.lax.while_loop(cond, body, init)
-    return NewtonResult(u=u, status=status, iterations=it, factorizations=nfac, residual=res,
+    delta, fact, it, nfac, upd, res, status, _ = jax.lax.while_loop(cond, body, init)
+    return NewtonResult(u=ref + delta, ref=ref, delta=delta, status=status, iterations=it, factorizations=nfac, residual=res,
                         update=upd, factorization=fact)

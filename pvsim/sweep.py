@@ -92,10 +92,10 @@ def _current_controlled(dev: Device) -> np.ndarray:
     return np.array([c.control == "current" for c in dev.contacts])
 
 
-def _finish(dev, b, u, res, its, facs, substeps, t0) -> PointResult:
-    jax.block_until_ready(u)
+def _finish(dev, b, res, its, facs, substeps, t0) -> PointResult:
+    jax.block_until_ready(res.u)
     wall = time.perf_counter() - t0
-    return PointResult(bias=b, u=u, observables=dev.observe(u, _params(dev, b)),
+    return PointResult(bias=b, u=res.u, observables=dev.observe(res.ref, _params(dev, b), res.delta),
                        iterations=its, factorizations=facs, residual=float(res.residual),
                        update=float(res.update), substeps=substeps, wall_time=wall,
                        factorization=res.factorization)
@@ -113,7 +113,7 @@ def solve_equilibrium(dev: Device) -> PointResult:
             f"{int(res.iterations)} iterations, last update {float(res.update):.3g} V_T); "
             "check doping, work functions and the mesh"
         )
-    return _finish(dev, b, res.u, res, int(res.iterations), int(res.factorizations), 1, t0)
+    return _finish(dev, b, res, int(res.iterations), int(res.factorizations), 1, t0)
 
 
 def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: PointResult | None,
@@ -161,7 +161,7 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
         if ds < options.min_fraction or substeps >= options.max_substeps:
             return None, (f"step halving reached {ds:.3g} of the step at fraction {s:.4f} of the "
                           f"way; last attempt: {last_reason}")
-    return _finish(dev, target, u, res, its, facs, substeps, t0), None
+    return _finish(dev, target, res, its, facs, substeps, t0), None
 
 
 def _release(dev: Device, point: PointResult) -> PointResult:

@@ -30,17 +30,21 @@ import jax.numpy as jnp
 from .bernoulli import bernoulli
 
 
-def electron_flux(ln_n_i, ln_n_j, d_band, phi_i, phi_j, mu):
-    """Electron current density i -> j (scaled), ``d_band`` the electron band-potential rise."""
+def electron_flux(ln_n_i, ln_n_j, d_band, dphi, mu):
+    """Electron current density i -> j (scaled).
+
+    ``d_band``: electron band-potential rise from i to j; ``dphi`` = phi_n,i - phi_n,j (passed
+    as a difference so that the caller can form it without cancellation).
+    """
     up = d_band >= 0
-    from_i = jnp.exp(ln_n_i) * bernoulli(-d_band) * jnp.expm1(phi_i - phi_j)
-    from_j = -jnp.exp(ln_n_j) * bernoulli(d_band) * jnp.expm1(phi_j - phi_i)
+    from_i = jnp.exp(ln_n_i) * bernoulli(-d_band) * jnp.expm1(dphi)
+    from_j = -jnp.exp(ln_n_j) * bernoulli(d_band) * jnp.expm1(-dphi)
     return mu * jnp.where(up, from_i, from_j)
 
 
-def hole_flux(ln_p_i, ln_p_j, d_band, phi_i, phi_j, mu):
-    """Hole current density i -> j (scaled), ``d_band`` the hole band-potential rise."""
+def hole_flux(ln_p_i, ln_p_j, d_band, dphi, mu):
+    """Hole current density i -> j (scaled); ``dphi`` = phi_p,i - phi_p,j."""
     down = d_band <= 0
-    from_i = -jnp.exp(ln_p_i) * bernoulli(d_band) * jnp.expm1(phi_j - phi_i)
-    from_j = jnp.exp(ln_p_j) * bernoulli(-d_band) * jnp.expm1(phi_i - phi_j)
+    from_i = -jnp.exp(ln_p_i) * bernoulli(d_band) * jnp.expm1(-dphi)
+    from_j = jnp.exp(ln_p_j) * bernoulli(-d_band) * jnp.expm1(dphi)
     return mu * jnp.where(down, from_i, from_j)

@@ -19,12 +19,12 @@ import jax.numpy as jnp
 from .statistics import log_intrinsic
 
 
-def recombination_rates(ln_n, ln_p, phi_n, phi_p, m):
-    """(R_srh, R_rad, R_auger) at a site (scaled rates)."""
+def recombination_rates(ln_n, ln_p, split, m):
+    """(R_srh, R_rad, R_auger) at a site (scaled rates); ``split`` = phi_p - phi_n."""
     ln_ni = log_intrinsic(m)
     n = jnp.exp(ln_n)
     p = jnp.exp(ln_p)
-    excess = jnp.exp(2.0 * ln_ni) * jnp.expm1(phi_p - phi_n)  # np - ni^2
+    excess = jnp.exp(2.0 * ln_ni) * jnp.expm1(split)  # np - ni^2
     n1 = jnp.exp(ln_ni + m.Et)
     p1 = jnp.exp(ln_ni - m.Et)
     # infinite lifetimes switch SRH off (double where: no inf * 0 in the derivative)
