@@ -10,9 +10,10 @@ The Python driver orchestrates; each solve is the compiled Newton of :mod:`pvsim
 * **Predictor**: the tangent du/ds = -J^-1 dF/ds (one triangular solve with the last
   Newton factorisation; ``"tangent"``), the secant through the last two points on the same
   line (free; ``"secant"``, falls back to the tangent) or none. A predicted change larger
-  than ``max_prediction`` (V_T units) is scaled down to it (the tangent of a current-
-  controlled contact near zero current predicts absurd voltages), and a failed predicted
-  solve is retried from the unpredicted state before the step is halved.
+  than ``max_prediction`` V_T, or twice the change of the contact voltages if that is
+  larger, is scaled down to it (the tangent of a current-controlled contact near zero
+  current predicts absurd voltages), and a failed predicted solve is retried from the
+  unpredicted state before the step is halved.
 * **Step halving**: a failed solve halves the step towards the target, down to
   ``min_fraction`` of the full step; then the sweep stops with a report naming the bias
   that failed and why, and everything that converged is returned.
@@ -144,7 +145,9 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
             step = (s_try - s) * dev.tangent(u, p_s, dp, fact)
         else:
             step = None
-        for guess in _guesses(u, step, options.max_prediction):
+        cap = max(options.max_prediction,
+                  2.0 * (s_try - s) * float(jax.numpy.max(jax.numpy.abs(dp.voltage))))
+        for guess in _guesses(u, step, cap):
             res = dev.solve(guess, p_try)
             its += int(res.iterations)
             facs += int(res.factorizations)
