@@ -139,7 +139,7 @@ class Device:
         """
         return newton_solve(self.asm, self.solver, u0, params, replace(self.newton, chord=chord))
 
-    def tangent(self, u, params: Params, dparams: Params, factorization=None):  # noqa: D417
+    def tangent(self, u, params: Params, dparams: Params, factorization=None):
         """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted).
 
         With the ``factorization`` left by the Newton solve that produced u, this costs one
@@ -241,4 +241,4 @@ class Device:
         return out
 
 
-__all__ = ["Device", "Q"]
+__all__ = ["Device"]
