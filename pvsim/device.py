@@ -35,7 +35,7 @@ from .newton import NewtonOptions, newton_solve
 from .params import Params, gather
 from .physics import log_densities, recombination_rates
 from .physics.statistics import neutral_potential
-from .units import Q, Scales, require_x64
+from .units import Scales, require_x64
 
 
 @dataclass
@@ -161,7 +161,7 @@ class Device:
 
     # ------------------------------------------------------------------ observables
     def _observe_impl(self, ref, delta, params):
-        asm, lay, disc = self.asm, self.layout, self.disc
+        asm, lay = self.asm, self.layout
         f_raw, _ = asm.raw(delta, params, jacobian=False, ref=ref)
         i_n, i_p = asm.terminal_currents(f_raw)
         v = asm.voltages(delta, params, ref)

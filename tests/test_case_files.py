@@ -82,3 +82,23 @@ def test_unreachable_bias_keeps_converged_points(tmp_path):
     np.testing.assert_allclose(saved["voltage"].sel(contact="anode").values, [0.0, 0.1, 0.2])
     assert np.all(np.abs(saved["current"].values[1:]) > 0)
     assert ds.sizes["bias"] == 3
+
+
+def test_doping_profiles_from_case_file():
+    """Uniform + step + Gaussian contributions add at every site, as written in the case file."""
+    def mutate(d):
+        d["regions"]["n_side"]["doping"] = [
+            {"type": "step", "donors_cm3": 2e17, "position_nm": 1500.0},
+            {"type": "gaussian", "acceptors_cm3": 5e16, "center_nm": 1200.0, "sigma_nm": 50.0},
+        ]
+    case, base = load_case(_variant(mutate), ROOT / "cases")
+    dev = build_device(case, base)
+    x = dev.mesh.points[dev.disc.site_node, 0]
+    region = np.array(dev.disc.region_names)[dev.disc.site_region]
+    expected = np.where(region == "p_side", -1e23,
+                        1e23 + np.where(x >= 1.5e-6, 2e23, 0.0)
+                        - 5e22 * np.exp(-0.5 * ((x - 1.2e-6) / 50e-9) ** 2))
+    np.testing.assert_allclose(dev.site_doping, expected, rtol=1e-12)
+    # the interface node has one site per region, each with its own region's doping
+    at_junction = np.isclose(x, 1e-6, rtol=0, atol=1e-15)
+    assert sorted(dev.site_doping[at_junction]) == [-1e23, 1e23 - 5e22 * np.exp(-0.5 * 4.0**2)]
