@@ -44,10 +44,14 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
     node_region[dev.disc.site_node[::-1]] = dev.disc.site_region[::-1]  # first region wins
     ds = xr.Dataset(
         coords=dict(
-            bias=np.arange(len(pts)),
-            contact=dev.contact_names,
+            bias=("bias", np.arange(len(pts)), dict(
+                units="1", long_name="bias point index (0: equilibrium)" if include_equilibrium
+                else "bias point index")),
+            contact=("contact", dev.contact_names, dict(
+                units="1", long_name="contact (gmsh physical group name)")),
             x=(("node", "dim"), mesh.points, dict(units="m", long_name="node coordinates")),
-            channel=["srh", "radiative", "auger"],
+            channel=("channel", ["srh", "radiative", "auger"], dict(
+                units="1", long_name="recombination channel")),
         )
     )
     ds["region"] = ("node", node_region, dict(

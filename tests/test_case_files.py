@@ -102,3 +102,18 @@ def test_doping_profiles_from_case_file():
     # the interface node has one site per region, each with its own region's doping
     at_junction = np.isclose(x, 1e-6, rtol=0, atol=1e-15)
     assert sorted(dev.site_doping[at_junction]) == [-1e23, 1e23 - 5e22 * np.exp(-0.5 * 4.0**2)]
+
+
+def test_output_schema_has_cf_units(tmp_path):
+    data = _variant(lambda d: d["sweep"].clear() or d["sweep"].update(contact="anode", voltages_V=[0.3]))
+    run_case(data, output=tmp_path / "o.nc", base_dir=ROOT / "cases")
+    ds = xr.open_dataset(tmp_path / "o.nc")
+    assert set(ds.dims) == {"bias", "node", "contact", "dim", "channel"}
+    for name in list(ds.data_vars) + list(ds.coords):
+        assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
+    assert ds["current"].attrs["units"] == "A m-2" and ds["potential"].attrs["units"] == "V"
+    assert "silicon" in ds.attrs["case"] and ds.attrs["status"] == "complete"
+    # IQE = q int R_rad / |I|: silicon here has B = 0, and only SRH recombines in the bulk
+    assert float(ds["iqe"].isel(bias=1)) == 0.0
+    rec = ds["recombination_current"].isel(bias=1)
+    assert float(rec.sel(channel="srh")) > 0 and float(rec.sel(channel="auger")) == 0.0

@@ -91,3 +91,25 @@ def test_bad_files_name_the_problem(tmp_path):
             from_gmsh_model()
     with pytest.raises(MeshError, match="physical groups"):
         read_msh(tmp_path / "nogroups.msh")
+
+
+def test_1d_msh_with_physical_points(tmp_path):
+    with gmsh_session() as gmsh:
+        g = gmsh.model.geo
+        p = [g.addPoint(x, 0, 0, 5.0) for x in (0.0, 30.0, 50.0)]
+        lines = [g.addLine(p[0], p[1]), g.addLine(p[1], p[2])]
+        g.synchronize()
+        gmsh.model.addPhysicalGroup(1, [lines[0]], name="htl")
+        gmsh.model.addPhysicalGroup(1, [lines[1]], name="eml")
+        gmsh.model.addPhysicalGroup(0, [p[0]], name="anode")
+        gmsh.model.addPhysicalGroup(0, [p[2]], name="cathode")
+        gmsh.model.mesh.generate(1)
+        api = from_gmsh_model(length_unit="nm")
+        gmsh.option.setNumber("Mesh.MshFileVersion", 2.2)
+        gmsh.write(str(tmp_path / "stack.msh"))
+    m = read_msh(tmp_path / "stack.msh", length_unit="nm")
+    for mesh in (api, m):
+        assert mesh.dim == 1 and set(mesh.regions) == {"htl", "eml"}
+        assert mesh.points[mesh.boundary_nodes("cathode"), 0] == pytest.approx([50e-9])
+        d = discretize(mesh)
+        assert d.site_volume.sum() * d.L_ref == pytest.approx(50e-9, rel=1e-12)
