@@ -1,7 +1,7 @@
 """Case files (TOML): typed, validated at load, turned into a :class:`~pvsim.device.Device`.
 
 Every section maps to one pydantic model; keys carry their unit (``thickness_nm``,
-``doping_cm3`` ...). Any problem raises :class:`CaseError` whose message is one paragraph:
+``donors_cm3`` ...). Any problem raises :class:`CaseError` whose message is one paragraph:
 the key, the value, what was expected and an example. See ``docs/case_files.md``.
 """
 
@@ -56,6 +56,12 @@ class MeshSection(_Model):
     def _one_source(self):
         if (self.file is None) == (self.layers is None):
             raise ValueError("give exactly one of 'file' (a gmsh .msh) or [[mesh.layers]] (1D stack)")
+        if self.layers is not None and {"length_unit", "axisymmetric"} & self.model_fields_set:
+            raise ValueError("'length_unit' and 'axisymmetric' apply to a mesh 'file'; layer "
+                             "thicknesses are in nm (thickness_nm)")
+        if self.file is not None and {"left_contact", "right_contact"} & self.model_fields_set:
+            raise ValueError("'left_contact'/'right_contact' name the ends of a [[mesh.layers]] "
+                             "stack; a mesh file names its contacts with physical groups")
         return self
 
 
@@ -109,7 +115,10 @@ class ContactSection(_Model):
     @model_validator(mode="after")
     def _wf(self):
         if self.type == "work_function" and self.work_function_eV is None:
-            raise ValueError("a work_function contact needs 'work_function_eV'")
+            raise ValueError("a work_function contact needs 'work_function_eV', e.g. work_function_eV = 5.1")
+        if self.type == "ohmic" and self.work_function_eV is not None:
+            raise ValueError("'work_function_eV' is used by type = \"work_function\" contacts only; an "
+                             "ohmic contact takes its potential from charge neutrality")
         return self
 
 
@@ -133,6 +142,13 @@ class SweepSection(_Model):
             raise ValueError("give one of 'voltages_V', ('start_V', 'stop_V', 'step_V') or a currents list")
         if ranges and None in (self.start_V, self.stop_V, self.step_V):
             raise ValueError("'start_V', 'stop_V' and 'step_V' go together")
+        if given[2] and self.extra_V:
+            raise ValueError("'extra_V' adds voltages to a voltage sweep; this sweep gives currents")
+        if ranges:
+            steps = abs(self.stop_V - self.start_V) / self.step_V
+            if abs(steps - round(steps)) > 1e-9 * max(1.0, steps):
+                raise ValueError(f"stop_V - start_V = {self.stop_V - self.start_V:g} V is not a whole "
+                                 f"number of step_V = {self.step_V:g} V steps")
         return self
 
     def voltage_list(self) -> list[float] | None:
@@ -192,6 +208,9 @@ def _explain(err: dict, source: str) -> str:
     if kind == "missing":
         ex = _EXAMPLES.get(key, f"{key} = ...")
         return f"{source}: missing key '{loc}'. Add it, for example: {ex}"
+    if kind == "value_error" and isinstance(value, dict):  # a rule across keys of a table
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"{source}: [{loc or 'case'}]: {msg}."
     ex = _EXAMPLES.get(key)
     tail = f" Example: {ex}" if ex else ""
     return f"{source}: '{loc}' = {value!r} is not valid: {err['msg']}.{tail}"
@@ -233,7 +252,10 @@ def build_device(case: Case, base: Path):
     if m.layers is not None:
         for layer in m.layers:
             if layer.material:
-                region_material.setdefault(layer.region, layer.material)
+                other = region_material.setdefault(layer.region, layer.material)
+                if other != layer.material:
+                    raise CaseError(f"region '{layer.region}' gets material '{layer.material}' from "
+                                    f"[[mesh.layers]] and '{other}' elsewhere; give it once.")
         mesh = layer_stack(
             [Layer(x.region, x.thickness_nm * 1e-9,
                    x.spacing_nm * 1e-9 if x.spacing_nm else None,
@@ -261,6 +283,16 @@ def build_device(case: Case, base: Path):
         if name not in mesh.boundaries:
             raise CaseError(f"[contacts.{name}]: the mesh has no boundary '{name}'; its boundary "
                             f"groups are {sorted(mesh.boundaries)}.")
+    for name, r in case.regions.items():
+        if not materials[name].is_semiconductor and (r.donors_cm3 or r.acceptors_cm3 or r.doping):
+            raise CaseError(f"[regions.{name}] is an insulator ({region_material[name]}): doping "
+                            "applies to semiconductor regions only.")
+    for name, c in case.contacts.items():
+        nodes = mesh.boundary_nodes(name)
+        touches = {r for r, cells in mesh.regions.items() if np.isin(cells, nodes).any()}
+        if c.type == "ohmic" and not any(materials[r].is_semiconductor for r in touches):
+            raise CaseError(f"[contacts.{name}] is ohmic but touches only insulators {sorted(touches)}; "
+                            "use type = \"work_function\" with work_function_eV for a gate.")
     doping = {}
     for name, r in case.regions.items():
         prof = [DopingProfile("uniform", r.donors_cm3, r.acceptors_cm3)] if (r.donors_cm3 or r.acceptors_cm3) else []
@@ -311,7 +343,9 @@ def sweep_targets(case: Case, device) -> list:
     key = {1: "currents_A_cm2", 2: "currents_A_m", 3: "currents_A"}[dim_eff]
     values = getattr(sw, key)
     if values is None:
-        raise CaseError(f"[sweep]: this {dim_eff}D device takes '{key}' for current control.")
+        kind = "axisymmetric" if device.mesh.axisymmetric else f"{dim_eff}D"
+        raise CaseError(f"[sweep]: current control of this {kind} device takes '{key}' "
+                        f"(currents in {key.split('_', 1)[1].replace('_', '/')}).")
     if ctl != "current":
         raise CaseError(f"[sweep] gives currents but contact '{sw.contact}' has control = \"voltage\"; "
                         "set control = \"current\" in its [contacts] table.")

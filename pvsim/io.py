@@ -32,7 +32,10 @@ _NODE_FIELDS = {
 
 def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bool = True) -> xr.Dataset:
     dev = result.device
-    pts: list[PointResult] = ([result.equilibrium] if include_equilibrium else []) + result.points
+    eq = result.equilibrium
+    # a sweep that starts at the equilibrium bias already holds that point
+    repeated = any(np.array_equal(p.bias.vector(), eq.bias.vector()) for p in result.points)
+    pts: list[PointResult] = ([eq] if include_equilibrium and not repeated else []) + result.points
     cu = dev.scales.current_units
     obs = [p.observables for p in pts]
 
@@ -45,8 +48,7 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
     ds = xr.Dataset(
         coords=dict(
             bias=("bias", np.arange(len(pts)), dict(
-                units="1", long_name="bias point index (0: equilibrium)" if include_equilibrium
-                else "bias point index")),
+                units="1", long_name="bias point index, equilibrium first")),
             contact=("contact", dev.contact_names, dict(
                 units="1", long_name="contact (gmsh physical group name)")),
             x=(("node", "dim"), mesh.points, dict(units="m", long_name="node coordinates")),

@@ -117,3 +117,12 @@ def test_output_schema_has_cf_units(tmp_path):
     assert float(ds["iqe"].isel(bias=1)) == 0.0
     rec = ds["recombination_current"].isel(bias=1)
     assert float(rec.sel(channel="srh")) > 0 and float(rec.sel(channel="auger")) == 0.0
+
+
+def test_conflicting_or_ignored_keys_are_errors():
+    msg = _error(_variant(lambda d: d["contacts"]["anode"].update(work_function_eV=5.0)))
+    assert "contacts.anode" in msg and "work_function_eV" in msg and "{" not in msg
+    msg = _error(_variant(lambda d: d["sweep"].update(step_V=0.3)))
+    assert "step_V" in msg and "whole number" in msg
+    msg = _error(_variant(lambda d: d["mesh"].update(length_unit="um")))
+    assert "length_unit" in msg and "thickness_nm" in msg
