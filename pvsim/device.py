@@ -179,16 +179,21 @@ class Device:
         r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, split, m)
         vol = jnp.where(semi, asm.site_volume, 0.0)
         r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation))
-        # robust currents: replace majority parts by the carrier balance
-        n_c = jnp.zeros(len(self.contacts)).at[self._site_contact_idx].add(
-            jnp.exp(ln_n[self._site_contact_sites]))
-        p_c = jnp.zeros(len(self.contacts)).at[self._site_contact_idx].add(
-            jnp.exp(ln_p[self._site_contact_sites]))
-        hole_major = p_c > n_c
-        ip_bal = r_total - (jnp.sum(i_p) - i_p)
-        in_bal = -r_total - (jnp.sum(i_n) - i_n)
-        i_p_rob = jnp.where(hole_major, ip_bal, i_p)
-        i_n_rob = jnp.where(hole_major, i_n, in_bal)
+        # robust currents: the carrier balance (sum_k I_p(k) = q int R) fixes one contact's
+        # current per carrier: take the contact where that carrier's density is largest
+        # (its majority flux is the least precise); every other contact keeps its direct value
+        k_all = len(self.contacts)
+        semi_c = jnp.asarray(lay.site_carrier[self._site_contact_sites] >= 0)
+        n_c = jnp.zeros(k_all).at[self._site_contact_idx].add(
+            jnp.where(semi_c, jnp.exp(ln_n[self._site_contact_sites]), 0.0))
+        p_c = jnp.zeros(k_all).at[self._site_contact_idx].add(
+            jnp.where(semi_c, jnp.exp(ln_p[self._site_contact_sites]), 0.0))
+        kp, kn = jnp.argmax(p_c), jnp.argmax(n_c)
+        ip_bal = r_total - (jnp.sum(i_p) - i_p[kp])
+        in_bal = -r_total - (jnp.sum(i_n) - i_n[kn])
+        idx = jnp.arange(k_all)
+        i_p_rob = jnp.where((idx == kp) & (p_c[kp] > 0), ip_bal, i_p)
+        i_n_rob = jnp.where((idx == kn) & (n_c[kn] > 0), in_bal, i_n)
 
         def per_node(x):  # volume-weighted average of site values at each node
             num = jnp.zeros(self.mesh.n_nodes).at[asm.site_node].add(vol * x)

@@ -34,7 +34,7 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
     dev = result.device
     eq = result.equilibrium
     # a sweep that starts at the equilibrium bias already holds that point
-    repeated = any(np.array_equal(p.bias.vector(), eq.bias.vector()) for p in result.points)
+    repeated = bool(result.points) and np.array_equal(result.points[0].bias.vector(), eq.bias.vector())
     pts: list[PointResult] = ([eq] if include_equilibrium and not repeated else []) + result.points
     cu = dev.scales.current_units
     obs = [p.observables for p in pts]

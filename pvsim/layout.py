@@ -95,19 +95,28 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
 
     contact_nodes, contact_site, contact_carriers = [], [], []
     voltage_dof = -np.ones(len(contacts), dtype=np.int64)
+    # site fixing psi at each node: a semiconductor site if the node has one
+    order = np.lexsort((~semi_site, disc.site_node))  # by node, semiconductor sites first
+    first = np.ones(len(order), bool)
+    first[1:] = disc.site_node[order][1:] != disc.site_node[order][:-1]
+    node_site = np.empty(n_nodes, dtype=np.int64)
+    node_site[disc.site_node[order][first]] = order[first]
+    owner = {}
     for k, c in enumerate(contacts):
         nodes = disc.mesh.boundary_nodes(c.name)
+        for nd in nodes:
+            if int(nd) in owner:
+                x = disc.mesh.points[nd].tolist()
+                raise ValueError(f"contacts '{owner[int(nd)]}' and '{c.name}' share the node at "
+                                 f"{x} m; contacts must not touch (leave a gap in the mesh groups)")
+            owner[int(nd)] = c.name
+        cars = node_carrier[nodes][node_carrier[nodes] >= 0]
+        if c.control == "current" and len(cars) == 0:
+            raise ValueError(f"contact '{c.name}' touches no semiconductor: its terminal current is "
+                             "identically 0 and cannot be controlled")
         contact_nodes.append(nodes)
-        # psi at a contact node is set by the semiconductor site there (if any)
-        site = np.full(len(nodes), -1)
-        pos = {int(nd): i for i, nd in enumerate(nodes)}
-        order = np.argsort(~semi_site, kind="stable")  # semiconductor sites first
-        for s in order:
-            i = pos.get(int(disc.site_node[s]))
-            if i is not None and site[i] < 0:
-                site[i] = s
-        contact_site.append(site)
-        contact_carriers.append(node_carrier[nodes][node_carrier[nodes] >= 0])
+        contact_site.append(node_site[nodes])
+        contact_carriers.append(cars)
         if c.control == "current":
             voltage_dof[k] = n_dof
             n_dof += 1

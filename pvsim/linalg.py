@@ -103,12 +103,22 @@ class KLUSolver(LinearSolver):
 
 
 def _host_call(fn, out_shapes, *args):
-    """pure_callback whose host function sees an explicit leading batch axis."""
+    """pure_callback whose host function sees exactly one leading batch axis.
+
+    Under (nested) vmap the arguments arrive with all batch axes in front; they are
+    flattened to one, and the outputs reshaped back. The last argument is always a
+    right-hand side (n,), which tells how many leading axes are batch axes.
+    """
     def host(*a):
-        batched = a[-1].ndim == 2  # the last argument is always a right-hand side
-        a = [np.asarray(x) if batched else np.asarray(x)[None] for x in a]
-        outs = fn(*a)
-        return tuple(o if batched else o[0] for o in outs)
+        batch = a[-1].shape[:-1]
+        size = int(np.prod(batch)) if batch else 1
+        flat = []
+        for x in a:
+            x = np.asarray(x)
+            core = x.shape[len(batch):]
+            flat.append(np.broadcast_to(x, batch + core).reshape((size,) + core))
+        outs = fn(*flat)
+        return tuple(np.asarray(o).reshape(batch + o.shape[1:]) for o in outs)
 
     return jax.pure_callback(host, out_shapes, *args, vmap_method="broadcast_all")
 
@@ -155,11 +165,13 @@ class _PardisoSlots:
             ps = self._lib.PyPardisoSolver(mtype=11)
             for i, v in [(1, 1), (2, 2), (8, self.refinement), (10, 13), (11, 0), (13, 0)]:
                 ps.set_iparm(i, v)  # 1-based: user iparm, METIS, refinement steps, eps 1e-13, no scaling/matching (we equilibrate)
-            self._call(ps, 11, vals, np.zeros(self.n))
+            if np.isnan(self._call(ps, 11, vals, np.zeros(self.n))).any():
+                return ps  # analysis failed: not kept, the factorisation below reports NaN
             self.slots[k] = ps
         return ps
 
     def _call(self, ps, phase, vals, b):
+        """One PARDISO phase; NaN (for Newton to report) if PARDISO returns an error."""
         import ctypes
 
         x = np.zeros_like(b)
@@ -181,7 +193,9 @@ class _PardisoSlots:
 
     def _factor(self, k, v, token):
         ps = self._slot(k, v)
-        self._call(ps, 22, v, np.zeros(self.n))
+        if np.isnan(self._call(ps, 22, v, np.zeros(self.n))).any():  # factorisation failed
+            self.serial.pop(k, None)
+            return None
         self.serial[k] = token
         # PARDISO replaces tiny pivots by +-eps*|A| (static pivoting); where it had to, the
         # solves need iterative refinement (e.g. a current-controlled diode near I = 0,
@@ -195,7 +209,7 @@ class _PardisoSlots:
             v = np.ascontiguousarray(v, dtype=np.float64)
             self._next = (self._next + 1) % (2**31 - 1)
             ps = self._factor(k, v, self._next)
-            xs.append(self._call(ps, 33, v, np.ascontiguousarray(rhs)))
+            xs.append(np.full(self.n, np.nan) if ps is None else self._call(ps, 33, v, np.ascontiguousarray(rhs)))
             tokens.append(self._next)
         return np.stack(xs), np.asarray(tokens, np.int32)
 
@@ -207,7 +221,7 @@ class _PardisoSlots:
                 xs.append(np.full(self.n, np.nan))
                 continue
             ps = self.slots[k] if self.serial.get(k) == int(t) else self._factor(k, v, int(t))
-            xs.append(self._call(ps, 33, v, np.ascontiguousarray(rhs)))
+            xs.append(np.full(self.n, np.nan) if ps is None else self._call(ps, 33, v, np.ascontiguousarray(rhs)))
         return (np.stack(xs),)
 
 

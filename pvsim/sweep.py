@@ -171,7 +171,8 @@ def _release(dev: Device, point: PointResult) -> PointResult:
     """The same state, its current-controlled contacts now set to their present current."""
     o = point.observables
     bias = BiasPoint(np.asarray(o["voltage"]), np.asarray(o["current_direct"]), None)
-    return PointResult(**{**point.__dict__, "bias": bias})
+    # the held-mode factorisation has a voltage row where the current row now is
+    return PointResult(**{**point.__dict__, "bias": bias, "factorization": None})
 
 
 def to_target(dev: Device, start: PointResult, target: BiasPoint, prev, options: SweepOptions,
@@ -187,22 +188,40 @@ def to_target(dev: Device, start: PointResult, target: BiasPoint, prev, options:
     if target.hold is not None:
         cc = cc & ~np.asarray(target.hold, bool)
     if cc.any():
+        if np.any(target.current[cc] == 0):
+            names = [c.name for c, k in zip(dev.contacts, cc & (target.current == 0)) if k]
+            return None, (f"zero set current at current-controlled contact(s) {names}: dI/dV "
+                          "vanishes at I = 0 (a floating contact); set a non-zero current or use "
+                          "voltage control")
         i_now = np.asarray(start.observables["current_direct"])
         far = np.abs(i_now[cc]) < 1e-3 * np.abs(target.current[cc])
         held = start.bias.hold is not None and np.any(np.asarray(start.bias.hold, bool) & cc)
         if far.any():
-            point = start
+            t0 = time.perf_counter()
+            point, its, facs, history = start, 0, 0, []
             sign = np.sign(target.current)
             for _ in range(max_bootstrap):
                 v = np.asarray(point.observables["voltage"]) + np.where(cc, sign * bootstrap_step_V, 0.0)
                 point, reason = continuation(dev, point, BiasPoint(v, target.current, cc), None, options)
                 if point is None:
                     return None, f"while stepping the held voltage towards the set current: {reason}"
-                i_now = np.asarray(point.observables["current_direct"])
-                if np.all(np.abs(i_now[cc]) >= np.abs(target.current[cc]) / 3):
+                its, facs = its + point.iterations, facs + point.factorizations
+                i_now = np.abs(np.asarray(point.observables["current_direct"])[cc])
+                if np.all(i_now >= np.abs(target.current[cc]) / 3):
                     break
+                history.append(i_now)
+                if len(history) > 20 and np.all(history[-1] < 1.01 * history[-20]):
+                    return None, (f"the current saturates at {history[-1]} (device units) while the "
+                                  f"held voltage is stepped to {v[cc]} V: the set current "
+                                  f"{target.current[cc]} is not reachable")
             start, prev = _release(dev, point), None
-        elif held:
+            result, reason = continuation(dev, start, target, prev, options)
+            if result is not None:  # report the whole effort at this point
+                result.iterations += its
+                result.factorizations += facs
+                result.wall_time = time.perf_counter() - t0
+            return result, reason
+        if held:
             start, prev = _release(dev, start), None
     return continuation(dev, start, target, prev, options)
 

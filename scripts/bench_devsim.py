@@ -50,9 +50,9 @@ def run_pvsim(msh: Path):
     from pvsim.sweep import BiasPoint, run_sweep
 
     case, base = load_case(ROOT / "cases" / "diode_2d.toml")
-    data = case.model_dump()
+    data = case.model_dump(exclude_unset=True)
     data["mesh"]["file"] = str(msh)
-    data["solver"]["tolerance"] = TOL
+    data.setdefault("solver", {})["tolerance"] = TOL
     case, _ = load_case(data, base)
     dev = build_device(case, base)
     targets = [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in BIASES]
