@@ -94,15 +94,24 @@ class Device:
         k = len(self.contacts)
         v = np.zeros(k) if voltage_V is None else np.asarray(voltage_V, dtype=float)
         i = np.zeros(k) if current is None else np.asarray(current, dtype=float)
+        hold = np.zeros(k) if hold_voltage is None else np.asarray(hold_voltage, float)
+        base = self._base_params
+        bias = jnp.asarray(np.stack([v / self.scales.V_T, i / self.scales.current, hold]))
+        return Params(material=base.material, doping=base.doping, generation=base.generation,
+                      voltage=bias[0], current=bias[1], work_function=base.work_function,
+                      hold_voltage=bias[2])
+
+    @cached_property
+    def _base_params(self) -> Params:
+        """The bias-independent part of the parameters (built once)."""
+        k = len(self.contacts)
         wf = np.array([self.work_functions_eV.get(c.name, 0.0) for c in self.contacts])
         return Params(
             material=scaled_material(self.region_specs, self.scales),
             doping=jnp.asarray(self.site_doping / self.scales.N_ref),
             generation=jnp.zeros(self.disc.n_sites),
-            voltage=jnp.asarray(v / self.scales.V_T),
-            current=jnp.asarray(i / self.scales.current),
-            work_function=jnp.asarray(wf / self.scales.V_T),
-            hold_voltage=jnp.asarray(np.zeros(k) if hold_voltage is None else np.asarray(hold_voltage, float)),
+            voltage=jnp.zeros(k), current=jnp.zeros(k),
+            work_function=jnp.asarray(wf / self.scales.V_T), hold_voltage=jnp.zeros(k),
         )
 
     # ------------------------------------------------------------------ solving

@@ -85,6 +85,17 @@ class SweepOptions:
     max_substeps: int = 200
 
 
+@jax.jit
+def _difference(p0, p1):
+    return jax.tree_util.tree_map(lambda a, b: b - a, p0, p1)
+
+
+@jax.jit
+def _along(p0, dp, s):
+    """p0 + s dp (one compiled call instead of an eager op per leaf)."""
+    return jax.tree_util.tree_map(lambda a, d: a + s * d, p0, dp)
+
+
 def _params(dev: Device, b: BiasPoint):
     return dev.params(b.voltage, b.current, b.hold)
 
@@ -123,7 +134,7 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
     t0 = time.perf_counter()
     p0, p1 = _params(dev, start.bias), _params(dev, target)
     p0 = Params(**{**p0.__dict__, "hold_voltage": p1.hold_voltage})  # the mode is the target's
-    dp = jax.tree_util.tree_map(lambda a, b: b - a, p0, p1)
+    dp = _difference(p0, p1)
     u, s, ds = start.u, 0.0, 1.0
     fact = start.factorization
     its = facs = substeps = 0
@@ -137,11 +148,11 @@ def continuation(dev: Device, start: PointResult, target: BiasPoint, prev: Point
     last_reason = ""
     while s < 1.0:
         s_try = min(1.0, s + ds)
-        p_try = jax.tree_util.tree_map(lambda a, d: a + s_try * d, p0, dp)
+        p_try = _along(p0, dp, s_try)
         if secant is not None and s == 0.0:
             step = s_try * secant
         elif options.predictor in ("tangent", "secant"):
-            p_s = jax.tree_util.tree_map(lambda a, d: a + s * d, p0, dp)
+            p_s = _along(p0, dp, s)
             step = (s_try - s) * dev.tangent(u, p_s, dp, fact)
         else:
             step = None
