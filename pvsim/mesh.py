@@ -177,20 +177,7 @@ def read_msh(path: str | Path, *, length_unit: str = "m", axisymmetric: bool = F
             if name is None:
                 continue
             target.setdefault(name, []).append(block.data[tags == tag])
-    pts = m.points[:, :top]
-    if m.points.shape[1] > top and np.abs(m.points[:, top:]).max() > 0:
-        raise MeshError(
-            f"mesh file '{path}': {top}D elements must lie in the first {top} coordinates "
-            "(1D along x, 2D in the x-y plane)"
-        )
-    return from_arrays(
-        pts,
-        {k: np.concatenate(v) for k, v in regions.items()},
-        {k: np.concatenate(v) for k, v in boundaries.items()},
-        length_unit=length_unit,
-        axisymmetric=axisymmetric,
-        source=str(path),
-    )
+    return _from_groups(m.points, top, regions, boundaries, length_unit, axisymmetric, str(path))
 
 
 def from_gmsh_model(*, length_unit: str = "m", axisymmetric: bool = False) -> Mesh:
@@ -203,7 +190,6 @@ def from_gmsh_model(*, length_unit: str = "m", axisymmetric: bool = False) -> Me
     if not groups:
         raise MeshError("the gmsh model has no physical groups: add them for regions and contacts")
     top = max(d for d, _ in groups)
-    pts = coords.reshape(-1, 3)[:, :top]
     regions: dict[str, list] = {}
     boundaries: dict[str, list] = {}
     for d, tag in groups:
@@ -226,13 +212,24 @@ def from_gmsh_model(*, length_unit: str = "m", axisymmetric: bool = False) -> Me
                     )
                 conn = np.vectorize(index.get)(en.astype(np.int64)).reshape(-1, nper)
                 target.setdefault(name, []).append(conn)
+    return _from_groups(coords.reshape(-1, 3), top, regions, boundaries, length_unit,
+                        axisymmetric, "gmsh model")
+
+
+def _from_groups(points3, top, regions, boundaries, length_unit, axisymmetric, source) -> Mesh:
+    """Mesh from 3-column gmsh points and per-group lists of connectivity blocks."""
+    if points3.shape[1] > top and np.abs(points3[:, top:]).max() > 0:
+        raise MeshError(
+            f"{source}: {top}D elements must lie in the first {top} coordinates "
+            "(1D along x, 2D in the x-y plane)"
+        )
     return from_arrays(
-        pts,
+        points3[:, :top],
         {k: np.concatenate(v) for k, v in regions.items()},
         {k: np.concatenate(v) for k, v in boundaries.items()},
         length_unit=length_unit,
         axisymmetric=axisymmetric,
-        source="gmsh model",
+        source=source,
     )
 
 
