@@ -29,6 +29,7 @@ GPU back ends (cuDSS, Krylov + AMG) plug in here without touching the physics.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import jax
@@ -58,7 +59,7 @@ class Factorization:
 
 
 @dataclass(frozen=True, eq=False)
-class LinearSolver:
+class LinearSolver(ABC):
     """Base: equilibrate, call the back end on the scaled system, unscale."""
 
     rows: np.ndarray
@@ -77,9 +78,10 @@ class LinearSolver:
     def solve(self, vals, b, rows, cols):
         return self.factor_solve(vals, b, rows, cols)[0]
 
-    # back ends implement these two (scaled system)
+    # back ends implement _factor_solve, and may override _resolve (scaled system)
+    @abstractmethod
     def _factor_solve(self, vals, b, rows, cols):
-        raise NotImplementedError
+        """Solve the equilibrated system; return (x, token)."""
 
     def _resolve(self, fact, b, rows, cols):
         return self._factor_solve(fact.vals, b, rows, cols)[0]

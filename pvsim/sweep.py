@@ -74,7 +74,7 @@ class SweepResult:
 
 
 class SweepFailure(RuntimeError):
-    pass
+    """The equilibrium, the start of every sweep, did not converge."""
 
 
 @dataclass(frozen=True)
