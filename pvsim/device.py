@@ -7,12 +7,12 @@ physical fields and terminal currents.
 
 Terminal currents (DESIGN.md, "Terminal currents"): the *direct* current at a contact is
 the raw continuity residual summed over its nodes (the edge fluxes, written with expm1 of
-quasi-Fermi differences, minus the recombination in the contact cells). The *robust*
-current replaces each contact's majority-carrier part, which float64 cannot resolve in
-reverse bias, by the carrier balance: e.g. for holes sum_k I_p(k) = q int R dV, so
-I_p(k) = q int R dV - sum_{j != k} I_p(j), built from minority currents and the
-recombination integral only. The output ``current`` is the robust one; ``current_direct``
-is kept for checks.
+quasi-Fermi differences formed without cancellation, minus the recombination in the contact
+cells). The *robust* current uses the carrier balance, one equation per carrier (e.g.
+sum_k I_p(k) = q int R dV for holes), to replace the hole part at the contact with the
+largest hole density and the electron part at the contact with the largest electron density
+(the majority fluxes there are the least precise); the other contacts keep their direct
+parts. The output ``current`` is the robust one; ``current_direct`` is kept for checks.
 """
 
 from __future__ import annotations
