@@ -6,7 +6,9 @@ A back end is built once per sparsity pattern (COO ``rows``, ``cols`` in CSR ord
 
 * ``factor_solve(vals, b, rows, cols) -> (x, Factorization)``: factorise and solve;
 * ``resolve(fact, b) -> x``: solve again with a factorisation already made (the chord
-  steps of Newton and the tangent predictor use it).
+  steps of Newton and the tangent predictor use it);
+* ``resolve_transpose(fact, b) -> x``: solve J^T x = b (the adjoint system; PARDISO and KLU
+  reuse the factors of J).
 
 The pattern arrays are passed as traced arguments (not baked into the program as
 constants). Every back end first equilibrates the matrix (rows, then columns, by their
@@ -78,6 +80,17 @@ class LinearSolver(ABC):
     def solve(self, vals, b, rows, cols):
         return self.factor_solve(vals, b, rows, cols)[0]
 
+    def resolve_transpose(self, fact: Factorization, b, rows, cols):
+        """Solve J^T x = b with a factorisation of J (the adjoint system).
+
+        With the equilibrated S = R J C: J^T x = b  <=>  S^T (R^-1 x) = C b.
+        """
+        return fact.r * self._resolve_transpose(fact, fact.c * b, rows, cols)
+
+    @abstractmethod
+    def _resolve_transpose(self, fact, b, rows, cols):
+        """Solve S^T x = b for the equilibrated S stored in ``fact``."""
+
     # back ends implement _factor_solve, and may override _resolve (scaled system)
     @abstractmethod
     def _factor_solve(self, vals, b, rows, cols):
@@ -102,6 +115,12 @@ class KLUSolver(LinearSolver):
         x = klujax.solve_with_symbol(rows.astype(jnp.int32), cols.astype(jnp.int32),
                                      vals, b, self._symbolic)
         return x, jnp.zeros(b.shape[:-1], jnp.int32)
+
+    def _resolve_transpose(self, fact, b, rows, cols):
+        import klujax
+
+        return klujax.tsolve_with_symbol(rows.astype(jnp.int32), cols.astype(jnp.int32),
+                                         fact.vals, b, self._symbolic)
 
 
 def _host_call(fn, out_shapes, *args):
@@ -138,6 +157,17 @@ class ScipySolver(LinearSolver):
 
         shapes = (jax.ShapeDtypeStruct(b.shape, b.dtype), jax.ShapeDtypeStruct(b.shape[:-1], jnp.int32))
         return _host_call(host, shapes, vals, b)
+
+    def _resolve_transpose(self, fact, b, rows, cols):
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import spsolve
+
+        def host(v, rhs):
+            xs = [spsolve(sp.csc_matrix((vi, (self.cols, self.rows)), shape=(self.n,) * 2), ri)
+                  for vi, ri in zip(v, rhs)]
+            return (np.stack(xs).astype(np.float64),)
+
+        return _host_call(host, (jax.ShapeDtypeStruct(b.shape, b.dtype),), fact.vals, b)[0]
 
 
 class _PardisoSlots:
@@ -215,7 +245,7 @@ class _PardisoSlots:
             tokens.append(self._next)
         return np.stack(xs), np.asarray(tokens, np.int32)
 
-    def resolve(self, vals, tokens, b):
+    def resolve(self, vals, tokens, b, transpose=False):
         xs = []
         for k, (v, t, rhs) in enumerate(zip(vals, tokens, b)):
             v = np.ascontiguousarray(v, dtype=np.float64)
@@ -223,8 +253,16 @@ class _PardisoSlots:
                 xs.append(np.full(self.n, np.nan))
                 continue
             ps = self.slots[k] if self.serial.get(k) == int(t) else self._factor(k, v, int(t))
-            xs.append(np.full(self.n, np.nan) if ps is None else self._call(ps, 33, v, np.ascontiguousarray(rhs)))
+            if ps is None:
+                xs.append(np.full(self.n, np.nan))
+                continue
+            ps.iparm[11] = 2 if transpose else 0  # PARDISO solves A^T x = b with the same factors
+            xs.append(self._call(ps, 33, v, np.ascontiguousarray(rhs)))
+            ps.iparm[11] = 0
         return (np.stack(xs),)
+
+    def resolve_transpose(self, vals, tokens, b):
+        return self.resolve(vals, tokens, b, transpose=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,6 +277,10 @@ class PardisoSolver(LinearSolver):
     def _resolve(self, fact, b, rows, cols):
         shapes = (jax.ShapeDtypeStruct(b.shape, b.dtype),)
         return _host_call(self._host.resolve, shapes, fact.vals, fact.token, b)[0]
+
+    def _resolve_transpose(self, fact, b, rows, cols):
+        shapes = (jax.ShapeDtypeStruct(b.shape, b.dtype),)
+        return _host_call(self._host.resolve_transpose, shapes, fact.vals, fact.token, b)[0]
 
 
 def pardiso_available() -> bool:

@@ -1,0 +1,95 @@
+"""Implicit adjoint of a steady state: exact gradients without differentiating Newton.
+
+A converged state u*(theta) satisfies F(u*, theta) = 0, so (implicit function theorem)
+
+    du*/dtheta = -J^-1 dF/dtheta,    J = dF/du at u*,
+
+and for a scalar figure g(u*, theta) the reverse-mode product is
+
+    theta_bar = -lambda^T dF/dtheta,    J^T lambda = u_bar.
+
+:func:`make_steady_state` wraps the Newton solve of a :class:`~pvsim.device.Device` in a
+``jax.custom_vjp`` that does exactly this: the backward pass factorises J at u* once,
+solves the transposed system with the same linear back end (PARDISO and KLU reuse the
+factors of J for J^T) and pulls lambda back through ``jax.vjp`` of the residual with
+respect to the parameters. Newton iterations are never differentiated (DESIGN.md,
+"Adjoint"). If the forward solve did not converge, the gradient is NaN: a gradient of an
+unconverged state means nothing.
+
+Any leaf of :class:`~pvsim.params.Params` can be differentiated: material arrays (mobility,
+lifetimes, band parameters per region), the per-site doping and generation, contact
+voltages, set currents and work functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import jax
+import jax.numpy as jnp
+
+from .newton import CONVERGED, newton_solve
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class SteadyState:
+    """A converged state as reference + increment (see :mod:`pvsim.newton`).
+
+    Consumers use ``u`` (= ref + delta) or the split differences of
+    :meth:`pvsim.assembly.Assembler.raw`; both depend on ref and delta only through their
+    sum, so the cotangents of the two parts are equal and the adjoint takes delta's.
+    """
+
+    ref: jax.Array
+    delta: jax.Array
+    status: jax.Array
+
+    @property
+    def u(self):
+        return self.ref + self.delta
+
+
+def make_steady_state(device, chord: bool = False):
+    """``solve(u0, params) -> SteadyState`` with an implicit-adjoint VJP.
+
+    ``u0`` is the Newton start (a nearby converged state); it receives no gradient.
+    Chord steps are off by default so that the function can also be vmapped.
+    """
+    asm, solver = device.asm, device.solver
+    options = device.newton if chord else replace(device.newton, chord=False)
+
+    def run(u0, params):
+        res = newton_solve(asm, solver, u0, params, options)
+        return SteadyState(res.ref, res.delta, res.status)
+
+    @jax.custom_vjp
+    def solve(u0, params):
+        return run(u0, params)
+
+    def fwd(u0, params):
+        state = run(u0, params)
+        return state, (state, params)
+
+    def bwd(saved, state_bar):
+        state, params = saved
+        ref, delta = state.ref, state.delta
+        _, vals = asm.residual_and_jacobian(delta, params, ref=ref)
+        _, fact = solver.factor_solve(vals, jnp.zeros_like(delta), asm.rows, asm.cols)
+        lam = solver.resolve_transpose(fact, state_bar.delta, asm.rows, asm.cols)
+        _, pullback = jax.vjp(lambda p: asm.residual(delta, p, ref=ref), params)
+        (p_bar,) = pullback(-lam)
+        ok = state.status == CONVERGED
+        p_bar = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.nan), p_bar)
+        return jnp.zeros_like(delta), p_bar
+
+    solve.defvjp(fwd, bwd)
+    return solve
+
+
+def terminal_currents(device, state: SteadyState, params):
+    """Direct terminal currents (K,) into the device, in ``device.scales.current_units``,
+    from the split state (full precision); differentiable in state and params."""
+    f_raw, _ = device.asm.raw(state.delta, params, jacobian=False, ref=state.ref)
+    i_n, i_p = device.asm.terminal_currents(f_raw)
+    return (i_n + i_p) * device.scales.current

@@ -1,0 +1,65 @@
+"""Implicit-adjoint gradients of a terminal current against central finite differences."""
+
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pvsim.adjoint import make_steady_state, terminal_currents
+from pvsim.linalg import pardiso_available
+from pvsim.sweep import BiasPoint, run_sweep
+from test_solver import _diode
+
+BACKENDS = ["klu", "scipy"] + (["pardiso"] if pardiso_available() else [])
+
+
+def _setup(backend):
+    dev = _diode(solver=backend, n=60)
+    dev.newton = replace(dev.newton, tol=1e-12)  # FD needs states converged far below h
+    res = run_sweep(dev, [BiasPoint(np.array([0.45, 0.0]), np.zeros(2))])
+    start = res.points[-1].u
+    params = dev.params([0.45, 0.0])
+    solve = make_steady_state(dev)
+
+    def current(theta):
+        """Anode current (A/m^2) as a function of (mu_n, tau_n, doping factor, V) scale factors."""
+        m = params.material
+        mat = type(m)(**{**m.__dict__, "mu_n": m.mu_n * theta[0], "tau_n": m.tau_n * theta[1]})
+        p = type(params)(**{**params.__dict__, "material": mat, "doping": params.doping * theta[2],
+                            "voltage": params.voltage * theta[3]})
+        state = solve(start, p)
+        return terminal_currents(dev, state, p)[0], state.status
+
+    return jax.jit(current)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradient_matches_finite_differences(backend):
+    current = _setup(backend)
+    theta = jnp.ones(4)
+    value, status = current(theta)
+    grad = jax.jit(jax.grad(lambda t: current(t)[0]))(theta)
+    assert int(status) == 0 and value > 0
+    fd = []
+    for k in range(4):
+        h = 1e-5
+        e = jnp.zeros(4).at[k].set(h)
+        fd.append((current(theta + e)[0] - current(theta - e)[0]) / (2 * h))
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(fd), rtol=1e-6)
+    # dI/dV = I / V_T for an ideal diode: the voltage factor sensitivity is of order I V / V_T
+    assert 10 < float(grad[3]) / float(value) < 20
+
+
+def test_taylor_remainder_is_second_order():
+    current = _setup("klu")
+    f = lambda t: current(t)[0]  # noqa: E731
+    theta = jnp.ones(4)
+    g = jax.jit(jax.grad(f))(theta)
+    d = jnp.array([0.3, -0.2, 0.1, 0.05])
+    f0 = f(theta)
+    hs = np.array([1e-2, 5e-3, 2.5e-3])
+    rem = np.array([abs(float(f(theta + h * d) - f0 - h * (g @ d))) for h in hs])
+    order = np.polyfit(np.log(hs), np.log(rem), 1)[0]
+    assert 1.9 < order < 2.1, (order, rem)
