@@ -85,11 +85,3 @@ def make_steady_state(device, chord: bool = False):
 
     solve.defvjp(fwd, bwd)
     return solve
-
-
-def terminal_currents(device, state: SteadyState, params):
-    """Direct terminal currents (K,) into the device, in ``device.scales.current_units``,
-    from the split state (full precision); differentiable in state and params."""
-    f_raw, _ = device.asm.raw(state.delta, params, jacobian=False, ref=state.ref)
-    i_n, i_p = device.asm.terminal_currents(f_raw)
-    return (i_n + i_p) * device.scales.current

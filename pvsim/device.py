@@ -169,24 +169,30 @@ class Device:
         return self.solver.resolve(fact, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
 
     # ------------------------------------------------------------------ observables
+    def site_state(self, ref, delta, params):
+        """Per-site (ln n, ln p, (R_srh, R_rad, R_auger), control volume) of the state
+        ref + delta, scaled; volumes are 0 on insulator sites. Pure JAX (differentiable)."""
+        asm, lay = self.asm, self.layout
+        car = jnp.asarray(np.maximum(lay.site_carrier, 0))
+        u = ref + delta
+        m = gather(params.material, asm.site_region)
+        ln_n, ln_p = log_densities(u[asm.psi_dof[asm.site_node]], u[asm.phin_dof[car]],
+                                   u[asm.phip_dof[car]], m)
+        split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
+            delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
+        rates = recombination_rates(ln_n, ln_p, split, m)
+        vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), asm.site_volume, 0.0)
+        return ln_n, ln_p, rates, vol
+
     def _observe_impl(self, ref, delta, params):
         asm, lay = self.asm, self.layout
         f_raw, _ = asm.raw(delta, params, jacobian=False, ref=ref)
         i_n, i_p = asm.terminal_currents(f_raw)
         v = asm.voltages(delta, params, ref)
         u = ref + delta
-        # per-site densities and rates (semiconductor sites)
-        car = jnp.asarray(np.maximum(lay.site_carrier, 0))
-        semi = jnp.asarray(lay.site_carrier >= 0)
+        ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params)
         psi_s = u[asm.psi_dof[asm.site_node]]
-        fn_s = u[asm.phin_dof[car]]
-        fp_s = u[asm.phip_dof[car]]
         m = gather(params.material, asm.site_region)
-        ln_n, ln_p = log_densities(psi_s, fn_s, fp_s, m)
-        split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
-            delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
-        r_srh, r_rad, r_aug = recombination_rates(ln_n, ln_p, split, m)
-        vol = jnp.where(semi, asm.site_volume, 0.0)
         r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation))
         # robust currents: the carrier balance (sum_k I_p(k) = q int R) fixes one contact's
         # current per carrier: take the contact where that carrier's density is largest

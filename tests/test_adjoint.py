@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pvsim.adjoint import make_steady_state, terminal_currents
+from pvsim.adjoint import make_steady_state
+from pvsim.figures import terminal_currents
 from pvsim.linalg import pardiso_available
 from pvsim.sweep import BiasPoint, run_sweep
 from test_solver import _diode
@@ -63,3 +64,50 @@ def test_taylor_remainder_is_second_order():
     rem = np.array([abs(float(f(theta + h * d) - f0 - h * (g @ d))) for h in hs])
     order = np.polyfit(np.log(hs), np.log(rem), 1)[0]
     assert 1.9 < order < 2.1, (order, rem)
+
+
+def test_led_figures_of_merit_and_their_gradients():
+    """NC LED at 3 V: the figures agree with the NetCDF output, and d(IQE)/d(theta) for the
+    NC-layer electron affinity and the ETL mobility match central differences."""
+    import tomllib
+    from pathlib import Path
+
+    from pvsim import figures
+    from pvsim.case import build_device, load_case
+    from pvsim.io import to_dataset
+
+    root = Path(__file__).resolve().parent.parent
+    data = tomllib.loads((root / "cases" / "nc_led_1d.toml").read_text())
+    data["sweep"] = {"contact": "anode", "voltages_V": [3.0]}
+    case, base = load_case(data, root / "cases")
+    dev = build_device(case, base)
+    dev.newton = replace(dev.newton, tol=1e-12)
+    res = run_sweep(dev, [BiasPoint(np.array([3.0, 0.0]), np.zeros(2))])
+    ds = to_dataset(res)
+    params = dev.params([3.0, 0.0])
+    solve = make_steady_state(dev)
+    start = res.points[-1].u
+    state = solve(start, params)
+    np.testing.assert_allclose(figures.iqe(dev, state, params), ds.iqe.values[-1], rtol=1e-9)
+    zone, width = figures.recombination_zone(dev, state, params)
+    eml = [n for n in dev.disc.region_names].index("eml")
+    x_eml = dev.mesh.points[dev.mesh.region_nodes("eml"), 0]
+    assert x_eml.min() < float(zone) < x_eml.max() and 0 < float(width) < np.ptp(x_eml)
+    assert 0 < float(figures.charge_balance(dev, state, params)) <= 1 + 1e-9
+    assert eml == 2
+
+    etl = dev.disc.region_names.index("etl")
+
+    @jax.jit
+    def f(theta):
+        m = params.material
+        mat = type(m)(**{**m.__dict__, "chi": m.chi.at[eml].add(theta[0]),
+                         "mu_n": m.mu_n.at[etl].multiply(theta[1])})
+        p = type(params)(**{**params.__dict__, "material": mat})
+        return figures.iqe(dev, solve(start, p), p)
+
+    theta = jnp.array([0.0, 1.0])
+    g = jax.jit(jax.grad(f))(theta)
+    h = np.array([1e-5, 1e-5])
+    fd = [(f(theta.at[k].add(h[k])) - f(theta.at[k].add(-h[k]))) / (2 * h[k]) for k in range(2)]
+    np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-5)
