@@ -9,10 +9,11 @@ and for a scalar figure g(u*, theta) the reverse-mode product is
     theta_bar = -lambda^T dF/dtheta,    J^T lambda = u_bar.
 
 :func:`make_steady_state` wraps the Newton solve of a :class:`~pvsim.device.Device` in a
-``jax.custom_vjp`` that does exactly this: the backward pass factorises J at u* once,
-solves the transposed system with the same linear back end (PARDISO and KLU reuse the
-factors of J for J^T) and pulls lambda back through ``jax.vjp`` of the residual with
-respect to the parameters. Newton iterations are never differentiated (DESIGN.md,
+``jax.custom_vjp`` that does exactly this: the backward pass assembles J at u*, solves the
+transposed system with the factors the forward Newton left (PARDISO and KLU solve with
+J^T from the factors of J), refined against the exact J^T until the residual is 1e-13 of
+u_bar (a fresh factorisation only if that fails), and pulls lambda back through ``jax.vjp``
+of the residual with respect to the parameters. Newton iterations are never differentiated (DESIGN.md,
 "Adjoint"). If the forward solve did not converge, the gradient is NaN: a gradient of an
 unconverged state means nothing.
 
@@ -61,22 +62,47 @@ def make_steady_state(device, chord: bool = False):
 
     def run(u0, params):
         res = newton_solve(asm, solver, u0, params, options)
-        return SteadyState(res.ref, res.delta, res.status)
+        return SteadyState(res.ref, res.delta, res.status), res.factorization
 
     @jax.custom_vjp
     def solve(u0, params):
-        return run(u0, params)
+        return run(u0, params)[0]
 
     def fwd(u0, params):
-        state = run(u0, params)
-        return state, (state, params)
+        state, fact = run(u0, params)
+        return state, (state, params, fact)
+
+    def adjoint(vals, fact, u_bar):
+        """lambda with J^T lambda = u_bar: refine with the forward's last factors of J (taken
+        within one Newton update of u*, so a step or two suffices); factorise afresh only
+        if that does not converge."""
+        n = asm.n_dof
+
+        def residual(lam):
+            return u_bar - jax.ops.segment_sum(vals * lam[asm.rows], asm.cols, num_segments=n)
+
+        def refine(carry):
+            lam, r, k = carry
+            lam = lam + solver.resolve_transpose(fact, r, asm.rows, asm.cols)
+            return lam, residual(lam), k + 1
+
+        scale = jnp.max(jnp.abs(u_bar))
+        small = lambda c: jnp.max(jnp.abs(c[1])) <= 1e-13 * scale  # noqa: E731
+        lam0 = jnp.zeros_like(u_bar)
+        lam, r, _ = jax.lax.while_loop(lambda c: ~small(c) & (c[2] < 8), refine,
+                                       (lam0, u_bar, 0))
+
+        def fresh(_):
+            _, f2 = solver.factor_solve(vals, jnp.zeros_like(u_bar), asm.rows, asm.cols)
+            return solver.resolve_transpose(f2, u_bar, asm.rows, asm.cols)
+
+        return jax.lax.cond(small((lam, r, 0)), lambda _: lam, fresh, None)
 
     def bwd(saved, state_bar):
-        state, params = saved
+        state, params, fact = saved
         ref, delta = state.ref, state.delta
         _, vals = asm.residual_and_jacobian(delta, params, ref=ref)
-        _, fact = solver.factor_solve(vals, jnp.zeros_like(delta), asm.rows, asm.cols)
-        lam = solver.resolve_transpose(fact, state_bar.delta, asm.rows, asm.cols)
+        lam = adjoint(vals, fact, state_bar.delta)
         _, pullback = jax.vjp(lambda p: asm.residual(delta, p, ref=ref), params)
         (p_bar,) = pullback(-lam)
         ok = state.status == CONVERGED
