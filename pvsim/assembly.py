@@ -125,7 +125,6 @@ class Assembler:
     phin_dof: jax.Array
     phip_dof: jax.Array
     voltage_dof: jax.Array  # (K,)
-    site_carrier: jax.Array
     site_volume: jax.Array
     psi_dof: jax.Array
     site_node: jax.Array
@@ -333,7 +332,7 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float) -> Ass
         cc_src=j(cc_src), cc_dst=j(cc_dst), cc_dst_contact=j(cc_k), vdof_diag=j(vdof_diag),
         vcol_slots=j(vcol_slots),
         contact_in=j(contact_in), phin_dof=j(pn), phip_dof=j(pp),
-        voltage_dof=j(layout.voltage_dof), site_carrier=j(car), site_volume=j(disc.site_volume),
+        voltage_dof=j(layout.voltage_dof), site_volume=j(disc.site_volume),
         psi_dof=j(layout.psi_dof), site_node=j(disc.site_node), site_region=j(reg),
         n_dof=n, nnz=nnz, lambda2=float(lambda2),
         controls=tuple(c.control for c in layout.contacts),

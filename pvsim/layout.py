@@ -63,13 +63,6 @@ class Layout:
     def n_carriers(self) -> int:
         return len(self.phin_dof)
 
-    def dirichlet_dofs(self) -> np.ndarray:
-        return np.unique(np.concatenate(
-            [self.psi_dof[n] for n in self.contact_nodes]
-            + [self.phin_dof[c] for c in self.contact_carriers]
-            + [self.phip_dof[c] for c in self.contact_carriers]
-        ))
-
 
 def build_layout(disc: Discretization, semiconductor: np.ndarray,
                  contacts: tuple[ContactSpec, ...]) -> Layout:

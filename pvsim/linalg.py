@@ -188,15 +188,16 @@ class _PardisoSlots:
         self.ja = (np.asarray(cols) + 1).astype(np.int32)
         self.slots: dict[int, object] = {}
         self.serial: dict[int, int] = {}
-        self.refinement = 0  # Newton corrects inexact solves; refinement steps double the solve time
         self._next = 0
 
     def _slot(self, k: int, vals):
         ps = self.slots.get(k)
         if ps is None:
             ps = self._lib.PyPardisoSolver(mtype=11)
-            for i, v in [(1, 1), (2, 2), (8, self.refinement), (10, 13), (11, 0), (13, 0)]:
-                ps.set_iparm(i, v)  # 1-based: user iparm, METIS, refinement steps, eps 1e-13, no scaling/matching (we equilibrate)
+            # 1-based: user iparm, METIS, no refinement steps (set per factorisation in
+            # _factor), pivot eps 1e-13, no scaling/matching (we equilibrate)
+            for i, v in [(1, 1), (2, 2), (8, 0), (10, 13), (11, 0), (13, 0)]:
+                ps.set_iparm(i, v)
             if np.isnan(self._call(ps, 11, vals, np.zeros(self.n))).any():
                 return ps  # analysis failed: not kept, the factorisation below reports NaN
             self.slots[k] = ps

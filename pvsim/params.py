@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import jax
-import numpy as np
 
 
 def _pytree(cls):
@@ -57,6 +56,3 @@ def gather(tree, index):
     """Index every leaf of a pytree (region arrays -> site or edge arrays)."""
     return jax.tree_util.tree_map(lambda a: a[index], tree)
 
-
-def as_numpy(tree):
-    return jax.tree_util.tree_map(np.asarray, tree)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from scipy import constants as sc
 
 Q = sc.elementary_charge  # C
@@ -79,11 +78,6 @@ class Scales:
     def volume(self) -> float:
         """m^dim_eff per unit of scaled control volume."""
         return self.L_ref**self.dim_eff
-
-
-def log_scaled(density_m3) -> np.ndarray:
-    """ln(N / N_ref) for a density given in m^-3 (used for Nc, Nv)."""
-    return np.log(np.asarray(density_m3, dtype=float) / Scales.N_ref)
 
 
 def require_x64() -> None:
