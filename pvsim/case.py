@@ -81,11 +81,20 @@ class MaterialSection(_Model):
     radiative_B_cm3_s: NonNeg = 0.0
     auger_Cn_cm6_s: NonNeg = 0.0
     auger_Cp_cm6_s: NonNeg = 0.0
+    statistics: Literal["boltzmann", "blakemore", "fermi_dirac", "gauss_fermi"] = "boltzmann"
+    disorder_n_eV: Annotated[float, Field(ge=0, le=0.3)] = 0.0
+    disorder_p_eV: Annotated[float, Field(ge=0, le=0.3)] = 0.0
+    poole_frenkel_n: NonNeg = 0.0  # (cm/V)^1/2
+    poole_frenkel_p: NonNeg = 0.0
 
     @model_validator(mode="after")
     def _gap(self):
         if self.kind == "semiconductor" and (self.band_gap_eV is None) == (self.intrinsic_density_cm3 is None):
             raise ValueError("give exactly one of 'band_gap_eV' or 'intrinsic_density_cm3'")
+        if self.statistics == "gauss_fermi" and min(self.disorder_n_eV, self.disorder_p_eV) < 0.013:
+            raise ValueError("statistics = \"gauss_fermi\" needs the Gaussian widths "
+                             "'disorder_n_eV' and 'disorder_p_eV' (0.013 to 0.3 eV), e.g. "
+                             "disorder_n_eV = 0.1; below ~kT/2 use \"boltzmann\"")
         return self
 
 
@@ -108,17 +117,60 @@ class RegionSection(_Model):
 
 
 class ContactSection(_Model):
-    type: Literal["ohmic", "work_function"] = "ohmic"
+    type: Literal["ohmic", "work_function", "schottky"] = "ohmic"
     work_function_eV: Pos | None = None
+    barrier_eV: float | None = None
+    s_n_cm_s: Pos = 2.7e6
+    s_p_cm_s: Pos = 2.7e6
     control: Literal["voltage", "current"] = "voltage"
 
     @model_validator(mode="after")
     def _wf(self):
+        if (self.type == "schottky") != (self.barrier_eV is not None):
+            raise ValueError("'barrier_eV' (electron barrier W - chi, e.g. barrier_eV = 0.7) is "
+                             "required by, and only used by, type = \"schottky\" contacts")
+        if self.type != "schottky" and {"s_n_cm_s", "s_p_cm_s"} & self.model_fields_set:
+            raise ValueError("'s_n_cm_s'/'s_p_cm_s' (surface recombination velocities) apply to "
+                             "type = \"schottky\" contacts only")
         if self.type == "work_function" and self.work_function_eV is None:
             raise ValueError("a work_function contact needs 'work_function_eV', e.g. work_function_eV = 5.1")
         if self.type == "ohmic" and self.work_function_eV is not None:
             raise ValueError("'work_function_eV' is used by type = \"work_function\" contacts only; an "
                              "ohmic contact takes its potential from charge neutrality")
+        return self
+
+
+class InterfaceSection(_Model):
+    regions: Annotated[list[str], Field(min_length=2, max_length=2)]
+    model: Literal["continuous", "thermionic", "tunnelling"] = "continuous"
+    velocity: Literal["richardson", "scott_malliaras"] = "richardson"
+    velocity_cm_s: Pos | None = None
+    electron_mass: Pos = 1.0
+    hole_mass: Pos = 1.0
+    organic_region: str | None = None
+    barrier_thickness_nm: NonNeg = 0.0
+    electron_barrier_eV: NonNeg = 0.0
+    hole_barrier_eV: NonNeg = 0.0
+    barrier_mass_n: Pos = 1.0
+    barrier_mass_p: Pos = 1.0
+    s_n_cm_s: NonNeg = 0.0
+    s_p_cm_s: NonNeg = 0.0
+    trap_level_eV: float = 0.0
+    sheet_charge_cm2: float = 0.0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.model != "tunnelling" and self.barrier_thickness_nm > 0:
+            raise ValueError("'barrier_thickness_nm' sets a tunnelling barrier: use model = "
+                             "\"tunnelling\"")
+        if self.model == "tunnelling" and self.barrier_thickness_nm == 0:
+            raise ValueError("model = \"tunnelling\" needs 'barrier_thickness_nm' (e.g. 1.5 for an "
+                             "oleylamine/oleic-acid ligand shell) and the barrier heights")
+        if self.velocity == "scott_malliaras" and self.organic_region is None:
+            raise ValueError("velocity = \"scott_malliaras\" needs 'organic_region' (the hopping "
+                             "side whose eps_r and mobility set the velocity)")
+        if (self.s_n_cm_s > 0) != (self.s_p_cm_s > 0):
+            raise ValueError("surface recombination needs both 's_n_cm_s' and 's_p_cm_s' > 0")
         return self
 
 
@@ -175,6 +227,7 @@ class Case(_Model):
     materials: dict[str, MaterialSection]
     regions: dict[str, RegionSection] = {}
     contacts: dict[str, ContactSection]
+    interfaces: list[InterfaceSection] = []
     sweep: SweepSection | None = None
     solver: SolverSection = SolverSection()
 
@@ -190,7 +243,7 @@ _EXAMPLES = {
     "tau_n_s": "tau_n_s = 1e-5", "tau_p_s": "tau_p_s = 1e-5", "region": 'region = "htl"',
 }
 _KNOWN_KEYS = sorted({f for m in (SimulationSection, LayerSection, MeshSection, MaterialSection,
-                                  DopingSection, RegionSection, ContactSection, SweepSection,
+                                  DopingSection, RegionSection, ContactSection, SweepSection, InterfaceSection,
                                   SolverSection, Case) for f in m.model_fields})
 
 
@@ -243,7 +296,7 @@ def build_device(case: Case, base: Path):
     from .doping import DopingProfile
     from .geometry import Layer, layer_stack
     from .layout import ContactSpec
-    from .materials import MaterialSpec
+    from .materials import InterfaceSpec, MaterialSpec
     from .mesh import read_msh
     from .newton import NewtonOptions
 
@@ -301,11 +354,25 @@ def build_device(case: Case, base: Path):
                                       d.position_nm * 1e-9, d.side, d.center_nm * 1e-9,
                                       d.sigma_nm * 1e-9))
         doping[name] = prof
-    contacts = tuple(ContactSpec(n, c.type, c.control) for n, c in case.contacts.items())
+    contacts = tuple(ContactSpec(n, c.type, c.control, c.barrier_eV, c.s_n_cm_s, c.s_p_cm_s)
+                     for n, c in case.contacts.items())
+    interfaces = []
+    for k, itf in enumerate(case.interfaces):
+        for r in itf.regions + ([itf.organic_region] if itf.organic_region else []):
+            if r not in mesh.regions:
+                raise CaseError(f"[[interfaces]] #{k + 1}: the mesh has no region '{r}'; its regions "
+                                f"are {sorted(mesh.regions)}.")
+        if itf.organic_region and itf.organic_region not in itf.regions:
+            raise CaseError(f"[[interfaces]] #{k + 1}: organic_region '{itf.organic_region}' is not "
+                            f"one of its regions {itf.regions}.")
+        fields = itf.model_dump()
+        fields["regions"] = tuple(itf.regions)
+        interfaces.append(InterfaceSpec(**fields))
     wf = {n: c.work_function_eV for n, c in case.contacts.items() if c.work_function_eV}
     s = case.solver
     return Device(mesh=mesh, materials=materials, contacts=contacts, doping=doping,
                   work_functions_eV=wf, temperature_K=case.simulation.temperature_K,
+                  interfaces=tuple(interfaces),
                   linear_solver=s.linear_solver,
                   newton=NewtonOptions(tol=s.tolerance, max_iter=s.max_iterations, max_step=s.max_step))
 

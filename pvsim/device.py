@@ -29,7 +29,7 @@ from .discretize import discretize
 from .doping import DopingProfile, net_doping
 from .layout import ContactSpec, build_layout
 from .linalg import make_solver
-from .materials import MaterialSpec, scaled_material
+from .materials import InterfaceSpec, MaterialSpec, scaled_interfaces, scaled_material
 from .mesh import Mesh
 from .newton import NewtonOptions, newton_solve
 from .params import Params, gather
@@ -45,6 +45,7 @@ class Device:
     contacts: tuple[ContactSpec, ...]
     doping: dict[str, list[DopingProfile]] = field(default_factory=dict)
     work_functions_eV: dict[str, float] = field(default_factory=dict)  # contact -> W
+    interfaces: tuple[InterfaceSpec, ...] = ()
     temperature_K: float = 300.0
     linear_solver: str = "auto"
     newton: NewtonOptions = NewtonOptions()
@@ -61,8 +62,28 @@ class Device:
         names = self.disc.region_names
         self.region_specs = [self.materials[r] for r in names]
         semi = np.array([m.is_semiconductor for m in self.region_specs])
-        self.layout = build_layout(self.disc, semi, tuple(self.contacts))
-        self.asm = build_assembler(self.disc, self.layout, self.scales.lambda2)
+        index = {r: k for k, r in enumerate(names)}
+        pairs = []
+        for itf in self.interfaces:
+            bad = [r for r in itf.regions if r not in index]
+            if bad:
+                raise ValueError(f"interface {list(itf.regions)}: no region {bad} in the mesh "
+                                 f"(regions: {list(names)})")
+            a, b = (index[r] for r in itf.regions)
+            if not (semi[a] or semi[b]):
+                raise ValueError(f"interface {list(itf.regions)} joins two insulators; interface "
+                                 "models need a semiconductor on at least one side")
+            if itf.split and not (semi[a] and semi[b]):
+                raise ValueError(f"interface {list(itf.regions)}: model '{itf.model}' needs "
+                                 "semiconductors on both sides")
+            pairs.append((a, b, itf.split))
+        self.statistics = tuple(m.statistics for m in self.region_specs)
+        self.layout = build_layout(self.disc, semi, tuple(self.contacts), pairs)
+        org = [index.get(itf.organic_region or itf.regions[0], 0) for itf in self.interfaces]
+        field_floor = 100.0 * self.L_ref / self.scales.V_T  # 1 V/cm
+        self.asm = build_assembler(self.disc, self.layout, self.scales.lambda2, self.statistics,
+                                   np.array(org, dtype=np.int64), self.scales.tunnel_constant,
+                                   field_floor)
         self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
                                   np.asarray(self.asm.cols), self.asm.n_dof)
         self._solve = jax.jit(self._solve_impl)
@@ -97,22 +118,34 @@ class Device:
         hold = np.zeros(k) if hold_voltage is None else np.asarray(hold_voltage, float)
         base = self._base_params
         bias = jnp.asarray(np.stack([v / self.scales.V_T, i / self.scales.current, hold]))
-        return Params(material=base.material, doping=base.doping, generation=base.generation,
-                      voltage=bias[0], current=bias[1], work_function=base.work_function,
-                      hold_voltage=bias[2])
+        return replace(base, voltage=bias[0], current=bias[1], hold_voltage=bias[2])
 
     @cached_property
     def _base_params(self) -> Params:
         """The bias-independent part of the parameters (built once)."""
         k = len(self.contacts)
-        wf = np.array([self.work_functions_eV.get(c.name, 0.0) for c in self.contacts])
+        wf = np.array([self._work_function(i, c) for i, c in enumerate(self.contacts)])
+        vel = self.scales.velocity
         return Params(
             material=scaled_material(self.region_specs, self.scales),
             doping=jnp.asarray(self.site_doping / self.scales.N_ref),
             generation=jnp.zeros(self.disc.n_sites),
             voltage=jnp.zeros(k), current=jnp.zeros(k),
             work_function=jnp.asarray(wf / self.scales.V_T), hold_voltage=jnp.zeros(k),
+            interface=scaled_interfaces(list(self.interfaces), self.scales),
+            contact_v_n=jnp.asarray([c.s_n_cm_s * 1e-2 / vel for c in self.contacts]),
+            contact_v_p=jnp.asarray([c.s_p_cm_s * 1e-2 / vel for c in self.contacts]),
         )
+
+    def _work_function(self, k: int, c: ContactSpec) -> float:
+        """W in eV: given, or electron affinity + barrier for a Schottky contact."""
+        if c.kind == "schottky":
+            if c.barrier_eV is None:
+                raise ValueError(f"Schottky contact '{c.name}' needs barrier_eV")
+            site = self.layout.contact_site[k][0]
+            chi = self.region_specs[self.disc.site_region[site]].electron_affinity_eV
+            return chi + c.barrier_eV
+        return self.work_functions_eV.get(c.name, 0.0)
 
     # ------------------------------------------------------------------ solving
     def initial_guess(self, params: Params):
@@ -176,18 +209,28 @@ class Device:
         car = jnp.asarray(np.maximum(lay.site_carrier, 0))
         u = ref + delta
         m = gather(params.material, asm.site_region)
-        ln_n, ln_p = log_densities(u[asm.psi_dof[asm.site_node]], u[asm.phin_dof[car]],
-                                   u[asm.phip_dof[car]], m)
+        ln_n, ln_p = self._site_densities(u[asm.psi_dof[asm.site_node]], u[asm.phin_dof[car]],
+                                          u[asm.phip_dof[car]], m)
         split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
             delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
         rates = recombination_rates(ln_n, ln_p, split, m)
         vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), asm.site_volume, 0.0)
         return ln_n, ln_p, rates, vol
 
+    def _site_densities(self, psi, phi_n, phi_p, m):
+        """(ln n, ln p) per site with each region's statistics."""
+        site_stats = np.array(self.statistics, dtype=object)[self.disc.site_region]
+        kinds = sorted(set(site_stats))
+        ln_n, ln_p = log_densities(psi, phi_n, phi_p, m, kinds[0])
+        for kind in kinds[1:]:
+            mask = jnp.asarray(site_stats == kind)
+            ln_n_k, ln_p_k = log_densities(psi, phi_n, phi_p, m, kind)
+            ln_n, ln_p = jnp.where(mask, ln_n_k, ln_n), jnp.where(mask, ln_p_k, ln_p)
+        return ln_n, ln_p
+
     def _observe_impl(self, ref, delta, params):
         asm, lay = self.asm, self.layout
-        f_raw, _ = asm.raw(delta, params, jacobian=False, ref=ref)
-        i_n, i_p = asm.terminal_currents(f_raw)
+        i_n, i_p = asm.terminal_currents(delta, params, ref)
         v = asm.voltages(delta, params, ref)
         u = ref + delta
         ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params)

@@ -66,6 +66,48 @@ def element_geometry(x, axisymmetric: bool = False, xp=jnp):
     return w, vol
 
 
+def facet_corner_areas(x, axisymmetric: bool = False, xp=jnp):
+    """Lumped area of each corner of boundary/interface facets.
+
+    x : (F, d, d) corner coordinates of (d-1)-simplices in d dimensions (points in 1D,
+    segments in 2D, triangles in 3D). Returns (F, d): 1 in 1D (per unit area), half the
+    length in 2D (2 pi L (2 r_i + r_j) / 6 axisymmetric), a third of the area in 3D.
+    """
+    n, k = x.shape[0], x.shape[1]
+    if k == 1:
+        return xp.ones((n, 1))
+    if k == 2:
+        length = xp.sqrt(xp.sum((x[:, 1] - x[:, 0]) ** 2, axis=-1))
+        if axisymmetric:
+            r = x[:, :, 0]
+            return 2 * xp.pi * length[:, None] * (r + xp.sum(r, axis=1, keepdims=True)) / 6.0
+        return xp.repeat(length[:, None] / 2.0, 2, axis=1)
+    cross = xp.cross(x[:, 1] - x[:, 0], x[:, 2] - x[:, 0])
+    area = 0.5 * xp.sqrt(xp.sum(cross**2, axis=-1))
+    return xp.repeat(area[:, None] / 3.0, 3, axis=1)
+
+
+def region_facets(cells: np.ndarray) -> np.ndarray:
+    """Unique facets (sorted node rows) of a region's elements."""
+    k = cells.shape[1]
+    faces = np.concatenate([np.delete(cells, c, axis=1) for c in range(k)])
+    return np.unique(np.sort(faces, axis=1), axis=0)
+
+
+def shared_facets(mesh: Mesh, region_a: str, region_b: str) -> np.ndarray:
+    """Facets common to two regions (their interface), (F, d) node indices."""
+    fa, fb = region_facets(mesh.regions[region_a]), region_facets(mesh.regions[region_b])
+    both, count = np.unique(np.concatenate([fa, fb]), axis=0, return_counts=True)
+    return both[count == 2]
+
+
+def node_areas(mesh: Mesh, facets: np.ndarray, L_ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes, lumped area per node, scaled by L_ref^(d_eff - 1)) of a set of facets."""
+    corner = facet_corner_areas((mesh.points / L_ref)[facets], mesh.axisymmetric, xp=np)
+    nodes, inv = np.unique(facets, return_inverse=True)
+    return nodes, np.bincount(inv.ravel(), corner.ravel(), len(nodes))
+
+
 @dataclass(frozen=True)
 class Discretization:
     """Sites, region edges and their (scaled) geometry for one mesh.

@@ -4,11 +4,13 @@ Two kinds of unknowns (DESIGN.md, "Unknowns"):
 
 * **node fields**, one per mesh node: the potential ``psi`` (later also ``T``);
 * **carrier fields**, one per *carrier set*: ``phi_n``, ``phi_p``. A carrier set belongs to
-  the semiconductor sites of one mesh node. At a *continuous* interface the sites of the
-  adjacent semiconductor regions share one carrier set (continuous quasi-Fermi levels, the
-  default and the only kind in this version); an interface with its own flux kernel
-  (thermionic emission, tunnelling) gives each side its own set and couples them by an
-  interface link. Insulator sites have no carrier set.
+  semiconductor sites of one mesh node. At a *continuous* interface (the default) the sites
+  of the adjacent semiconductor regions share one carrier set (continuous quasi-Fermi
+  levels); a *split* interface (thermionic emission, tunnelling) gives each side its own
+  set (duplicated interface nodes), coupled by an **interface link** that carries the
+  interface flux (see :mod:`pvsim.physics.interface`). Sites are grouped into sets per node
+  as the connected components of "same node, and the two regions are not split". Insulator
+  sites have no carrier set.
 
 Unknowns are numbered node by node (the node field(s), then the carrier fields of each
 carrier set at that node), so the number of unknowns per node is data, and the matrix
@@ -32,9 +34,12 @@ CARRIER_FIELDS = ("phi_n", "phi_p")
 class ContactSpec:
     """A contact: a named mesh boundary with a boundary-condition kind.
 
-    kind: ``"ohmic"`` (charge-neutral Dirichlet, for doped semiconductors) or
+    kind: ``"ohmic"`` (charge-neutral Dirichlet, for doped semiconductors),
     ``"work_function"`` (psi = V - W/q, so n = Nc exp(-(W - chi)/kT) and
-    p = Nv exp(-(IE - W)/kT), for undoped organics and LED stacks; also gates on insulators).
+    p = Nv exp(-(IE - W)/kT), for undoped organics and LED stacks; also gates on insulators)
+    or ``"schottky"`` (psi as for a work-function contact with W = chi + ``barrier_eV``, the
+    carriers exchanged with the metal at finite surface recombination velocities
+    ``s_n_cm_s``/``s_p_cm_s`` instead of being fixed; Sze & Ng sec. 3.2.4).
     control: ``"voltage"`` or ``"current"`` (the contact voltage becomes an unknown fixed by the
     terminal current).
     """
@@ -42,6 +47,21 @@ class ContactSpec:
     name: str
     kind: str = "ohmic"
     control: str = "voltage"
+    barrier_eV: float | None = None  # Schottky: electron barrier W - chi
+    s_n_cm_s: float = 2.7e6  # Schottky: Richardson velocity of a free electron at 300 K
+    s_p_cm_s: float = 2.7e6
+
+
+@dataclass(frozen=True)
+class Links:
+    """Interface links: one per (interface, node on it); all arrays have shape (L,)."""
+
+    interface: np.ndarray  # index into the device's interface list
+    site_a: np.ndarray  # site on the first region of the interface
+    site_b: np.ndarray
+    carrier_a: np.ndarray  # carrier set of each side (equal at a continuous interface)
+    carrier_b: np.ndarray
+    area: np.ndarray  # lumped interface area of the node (scaled)
 
 
 @dataclass(frozen=True)
@@ -58,32 +78,80 @@ class Layout:
     contact_site: tuple[np.ndarray, ...]  # site whose material fixes psi at each contact node
     contact_carriers: tuple[np.ndarray, ...]
     voltage_dof: np.ndarray  # (K,) extra unknown of current-controlled contacts, else -1
+    links: Links
 
     @property
     def n_carriers(self) -> int:
         return len(self.phin_dof)
 
 
+def _components(regs: np.ndarray, split: set) -> np.ndarray:
+    """Connected-component label of each site at one node (union-find)."""
+    parent = list(range(len(regs)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(regs)):
+        for j in range(i + 1, len(regs)):
+            if frozenset((int(regs[i]), int(regs[j]))) not in split:
+                parent[root(j)] = root(i)
+    return np.array([root(i) for i in range(len(regs))])
+
+
+def _carrier_sets(disc: Discretization, semi_site: np.ndarray, split: set) -> np.ndarray:
+    """Carrier-set label of each semiconductor site (-1 elsewhere), numbered node-major.
+
+    Sites at a node share a set unless their regions form a split interface; the sets of a
+    node are the connected components of that relation.
+    """
+    label = np.zeros(disc.n_sites, dtype=np.int64)
+    if split:
+        sites = np.nonzero(semi_site)[0]
+        sites = sites[np.argsort(disc.site_node[sites], kind="stable")]
+        nodes, first, count = np.unique(disc.site_node[sites], return_index=True, return_counts=True)
+        for f, c in zip(first[count > 1], count[count > 1]):
+            at = sites[f:f + c]
+            label[at] = _components(disc.site_region[at], split)
+    # number the sets node-major: sort by (node, label)
+    out = -np.ones(disc.n_sites, dtype=np.int64)
+    if semi_site.any():
+        pairs = np.stack([disc.site_node[semi_site], label[semi_site]], axis=1)
+        _, inv = np.unique(pairs, axis=0, return_inverse=True)
+        out[semi_site] = inv.ravel()
+    return out
+
+
 def build_layout(disc: Discretization, semiconductor: np.ndarray,
-                 contacts: tuple[ContactSpec, ...]) -> Layout:
-    """Number the unknowns for a discretisation; ``semiconductor`` flags each region."""
+                 contacts: tuple[ContactSpec, ...], interfaces=()) -> Layout:
+    """Number the unknowns for a discretisation; ``semiconductor`` flags each region.
+
+    ``interfaces``: sequence of (region index a, region index b, split) for every interface
+    that has a link (a flux kernel, interface recombination or sheet charge); ``split``
+    gives the two sides their own carrier sets.
+    """
     semiconductor = np.asarray(semiconductor, dtype=bool)
     n_nodes = disc.mesh.n_nodes
     semi_site = semiconductor[disc.site_region]
-    # one carrier set per node that has semiconductor sites (continuous interfaces)
-    has_carriers = np.zeros(n_nodes, dtype=bool)
-    has_carriers[disc.site_node[semi_site]] = True
-    node_carrier = -np.ones(n_nodes, dtype=np.int64)
-    node_carrier[has_carriers] = np.arange(has_carriers.sum())
-    site_carrier = np.where(semi_site, node_carrier[disc.site_node], -1)
-    carrier_node = np.nonzero(has_carriers)[0]
+    split = {frozenset((int(a), int(b))) for a, b, sp in interfaces if sp}
+    site_carrier = _carrier_sets(disc, semi_site, split)
+    n_car = int(site_carrier.max()) + 1 if semi_site.any() else 0
+    carrier_node = np.zeros(n_car, dtype=np.int64)
+    carrier_node[site_carrier[semi_site]] = disc.site_node[semi_site]
+    sets_per_node = np.bincount(carrier_node, minlength=n_nodes)
+    has_carriers = sets_per_node > 0
+    node_carrier = np.full(n_nodes, n_car, dtype=np.int64)  # first carrier set of each node
+    np.minimum.at(node_carrier, carrier_node, np.arange(n_car))
 
-    # node-major numbering: psi, then (phi_n, phi_p) of the node's carrier set
-    per_node = len(NODE_FIELDS) + len(CARRIER_FIELDS) * has_carriers
+    # node-major numbering: psi, then (phi_n, phi_p) of each carrier set of the node
+    per_node = len(NODE_FIELDS) + len(CARRIER_FIELDS) * sets_per_node
     start = np.concatenate([[0], np.cumsum(per_node)[:-1]])
     psi_dof = start
-    phin_dof = start[carrier_node] + 1
-    phip_dof = start[carrier_node] + 2
+    rank = np.arange(n_car) - node_carrier[carrier_node]  # index of the set within its node
+    phin_dof = start[carrier_node] + 1 + 2 * rank
+    phip_dof = phin_dof + 1
     n_dof = int(per_node.sum())
 
     contact_nodes, contact_site, contact_carriers = [], [], []
@@ -103,7 +171,7 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
                 raise ValueError(f"contacts '{owner[int(nd)]}' and '{c.name}' share the node at "
                                  f"{x} m; contacts must not touch (leave a gap in the mesh groups)")
             owner[int(nd)] = c.name
-        cars = node_carrier[nodes][node_carrier[nodes] >= 0]
+        cars = np.nonzero(np.isin(carrier_node, nodes))[0]
         if c.control == "current" and len(cars) == 0:
             raise ValueError(f"contact '{c.name}' touches no semiconductor: its terminal current is "
                              "identically 0 and cannot be controlled")
@@ -118,5 +186,28 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
         phip_dof=phip_dof, carrier_node=carrier_node, semiconductor=semiconductor,
         contacts=tuple(contacts), contact_nodes=tuple(contact_nodes),
         contact_site=tuple(contact_site), contact_carriers=tuple(contact_carriers),
-        voltage_dof=voltage_dof,
+        voltage_dof=voltage_dof, links=_links(disc, site_carrier, interfaces),
     )
+
+
+def _links(disc: Discretization, site_carrier: np.ndarray, interfaces) -> Links:
+    """One link per node of each listed interface, with its lumped interface area."""
+    from .discretize import node_areas, shared_facets
+
+    names = disc.region_names
+    site_of = {(int(r), int(n)): s for s, (r, n) in enumerate(zip(disc.site_region, disc.site_node))}
+    cols = [[] for _ in range(6)]
+    for k, (a, b, _) in enumerate(interfaces):
+        facets = shared_facets(disc.mesh, names[a], names[b])
+        if len(facets) == 0:
+            raise ValueError(f"regions '{names[a]}' and '{names[b]}' share no interface in the mesh")
+        nodes, area = node_areas(disc.mesh, facets, disc.L_ref)
+        sa = np.array([site_of[(a, int(n))] for n in nodes])
+        sb = np.array([site_of[(b, int(n))] for n in nodes])
+        ca, cb = site_carrier[sa], site_carrier[sb]
+        # an insulator side has no carriers: the link then acts on the semiconductor side only
+        ca, cb = np.where(ca >= 0, ca, cb), np.where(cb >= 0, cb, ca)
+        for col, v in zip(cols, (np.full(len(nodes), k), sa, sb, ca, cb, area)):
+            col.append(v)
+    cat = [np.concatenate(c) if c else np.zeros(0) for c in cols]
+    return Links(*(c.astype(np.int64) for c in cat[:5]), area=cat[5].astype(float))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from .params import Material
+from .params import Interface, Material
 from .units import CM2_VS, CM3, Scales
 
 
@@ -21,6 +21,10 @@ class MaterialSpec:
     """One material. ``kind`` is "semiconductor" or "insulator" (insulators: eps_r only).
 
     A lifetime of ``inf`` (the default) switches SRH off; B, Cn, Cp default to 0.
+    ``statistics``: "boltzmann", "blakemore", "fermi_dirac" (F_1/2) or "gauss_fermi" (then
+    Nc/Nv are the site densities N0 and the affinity/gap place the Gaussian centres, LUMO and
+    HOMO; ``disorder_n_eV``/``disorder_p_eV`` are their widths sigma). ``poole_frenkel_n``/``_p``:
+    gamma in (cm/V)^1/2, mu = mu0 exp(gamma sqrt(|F|)).
     """
 
     kind: str = "semiconductor"
@@ -37,6 +41,11 @@ class MaterialSpec:
     radiative_B_cm3_s: float = 0.0
     auger_Cn_cm6_s: float = 0.0
     auger_Cp_cm6_s: float = 0.0
+    statistics: str = "boltzmann"
+    disorder_n_eV: float = 0.0
+    disorder_p_eV: float = 0.0
+    poole_frenkel_n: float = 0.0
+    poole_frenkel_p: float = 0.0
 
     @property
     def is_semiconductor(self) -> bool:
@@ -68,4 +77,74 @@ def scaled_material(specs: list[MaterialSpec], scales: Scales) -> Material:
         B=jnp.asarray(col(lambda s: s.radiative_B_cm3_s * 1e-6 * scales.N_ref**2 / rate)),
         Cn=jnp.asarray(col(lambda s: s.auger_Cn_cm6_s * 1e-12 * scales.N_ref**3 / rate)),
         Cp=jnp.asarray(col(lambda s: s.auger_Cp_cm6_s * 1e-12 * scales.N_ref**3 / rate)),
+        sigma_n=jnp.asarray(col(lambda s: s.disorder_n_eV / kT)),
+        sigma_p=jnp.asarray(col(lambda s: s.disorder_p_eV / kT)),
+        # gamma sqrt(F[V/cm]) = gamma sqrt(V_T / (100 L_ref)) sqrt(F_scaled)
+        pf_n=jnp.asarray(col(lambda s: s.poole_frenkel_n)) * np.sqrt(kT / (100 * scales.L_ref)),
+        pf_p=jnp.asarray(col(lambda s: s.poole_frenkel_p)) * np.sqrt(kT / (100 * scales.L_ref)),
+    )
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    """An interface between two regions and what happens there (physical units).
+
+    model: "continuous" (shared quasi-Fermi levels, the default), "thermionic" or
+    "tunnelling" (each side its own quasi-Fermi levels, coupled by the flux of
+    :mod:`pvsim.physics.interface`). velocity: "richardson" (sqrt(kT / 2 pi m*) with
+    ``electron_mass``/``hole_mass``), "scott_malliaras" (the organic side named by
+    ``organic_region``) or a fixed ``velocity_cm_s``. Tunnelling adds a rectangular barrier
+    of ``barrier_thickness_nm`` and heights ``electron_barrier_eV``/``hole_barrier_eV`` above
+    the higher band edge, with tunnelling masses ``barrier_mass_n``/``_p`` (m0).
+    Any model can carry surface SRH (``s_n_cm_s``, ``s_p_cm_s``, ``trap_level_eV``) and a
+    fixed sheet charge (``sheet_charge_cm2``, elementary charges per cm^2, signed).
+    """
+
+    regions: tuple[str, str]
+    model: str = "continuous"
+    velocity: str = "richardson"
+    velocity_cm_s: float | None = None
+    electron_mass: float = 1.0
+    hole_mass: float = 1.0
+    organic_region: str | None = None
+    barrier_thickness_nm: float = 0.0
+    electron_barrier_eV: float = 0.0
+    hole_barrier_eV: float = 0.0
+    barrier_mass_n: float = 1.0
+    barrier_mass_p: float = 1.0
+    s_n_cm_s: float = 0.0
+    s_p_cm_s: float = 0.0
+    trap_level_eV: float = 0.0
+    sheet_charge_cm2: float = 0.0
+
+    @property
+    def split(self) -> bool:
+        return self.model != "continuous"
+
+
+def scaled_interfaces(specs: list[InterfaceSpec], scales: Scales) -> Interface:
+    """Stack interface specs into scaled (I,) arrays."""
+    kT, vel = scales.V_T, scales.velocity
+
+    def col(f):
+        return jnp.asarray(np.array([f(s) for s in specs], dtype=float))
+
+    def v0(s, mass):
+        if s.velocity_cm_s is not None:
+            return s.velocity_cm_s * 1e-2 / vel
+        return scales.richardson_velocity(mass) if s.velocity == "richardson" else 0.0
+
+    sm = lambda s: scales.scott_malliaras if s.velocity == "scott_malliaras" else 0.0  # noqa: E731
+    tunnel = lambda s: s.model == "tunnelling"  # noqa: E731
+    return Interface(
+        flux=col(lambda s: float(s.split)),
+        v_n=col(lambda s: v0(s, s.electron_mass)), v_p=col(lambda s: v0(s, s.hole_mass)),
+        sm_n=col(sm), sm_p=col(sm),
+        barrier_n=col(lambda s: s.electron_barrier_eV / kT if tunnel(s) else 0.0),
+        barrier_p=col(lambda s: s.hole_barrier_eV / kT if tunnel(s) else 0.0),
+        thickness=col(lambda s: s.barrier_thickness_nm * 1e-9 / scales.L_ref if tunnel(s) else 0.0),
+        mass_n=col(lambda s: s.barrier_mass_n), mass_p=col(lambda s: s.barrier_mass_p),
+        s_n=col(lambda s: s.s_n_cm_s * 1e-2 / vel), s_p=col(lambda s: s.s_p_cm_s * 1e-2 / vel),
+        trap=col(lambda s: s.trap_level_eV / kT),
+        sheet=col(lambda s: s.sheet_charge_cm2 * 1e4 / scales.sheet_density),
     )

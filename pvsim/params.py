@@ -36,6 +36,31 @@ class Material:
     B: jax.Array  # radiative coefficient * N_ref / rate
     Cn: jax.Array  # Auger * N_ref^2 / rate
     Cp: jax.Array
+    sigma_n: jax.Array  # Gaussian disorder / kT (Gauss–Fermi statistics only)
+    sigma_p: jax.Array
+    pf_n: jax.Array  # Poole–Frenkel coefficient: mu = mu0 exp(pf sqrt(|d psi| / length))
+    pf_p: jax.Array
+
+
+@_pytree
+@dataclass(frozen=True)
+class Interface:
+    """Per-interface arrays, shape (I,), scaled (see :mod:`pvsim.physics.interface`)."""
+
+    flux: jax.Array  # 1.0: the link carries thermionic/tunnelling flux; 0.0: continuous
+    v_n: jax.Array  # emission velocity / Scales.velocity (Richardson, or a given value)
+    v_p: jax.Array
+    sm_n: jax.Array  # Scott–Malliaras: velocity += sm * eps_r * mu of the organic side
+    sm_p: jax.Array
+    barrier_n: jax.Array  # tunnelling barrier above the higher band edge / kT (0: none)
+    barrier_p: jax.Array
+    thickness: jax.Array  # barrier thickness / L_ref
+    mass_n: jax.Array  # barrier (tunnelling) effective mass / m0
+    mass_p: jax.Array
+    s_n: jax.Array  # surface recombination velocities / Scales.velocity (0: none)
+    s_p: jax.Array
+    trap: jax.Array  # surface trap level relative to the effective midgap / kT
+    sheet: jax.Array  # fixed sheet charge / (q N_ref L_ref)
 
 
 @_pytree
@@ -50,6 +75,9 @@ class Params:
     current: jax.Array  # (K,) set currents (scaled) of current-controlled contacts
     work_function: jax.Array  # (K,) / kT, used by work-function contacts
     hold_voltage: jax.Array  # (K,) 1.0: a current-controlled contact held at ``voltage`` instead
+    interface: Interface
+    contact_v_n: jax.Array  # (K,) surface recombination velocities of Schottky contacts
+    contact_v_p: jax.Array
 
 
 def gather(tree, index):

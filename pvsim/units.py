@@ -12,6 +12,8 @@ density        n / N_ref                                N_ref = 1e24 m^-3
 mobility       mu / mu_ref                              mu_ref = 1e-4 m^2/(V s)
 rate           R * L_ref^2 / (mu_ref V_T N_ref)         (continuity balance)
 current        I / (q mu_ref V_T N_ref L_ref^(d-2))     d = 3 for axisymmetric
+velocity       v L_ref / (mu_ref V_T)                   (interface and contact fluxes)
+sheet charge   sigma / (q N_ref L_ref)
 =============  =======================================  ==========================
 
 Poisson in these units reads ``lambda2 * div(eps_r grad psi) = -(p - n + C)`` with
@@ -20,6 +22,7 @@ Poisson in these units reads ``lambda2 * div(eps_r grad psi) = -(p - n + C)`` wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from scipy import constants as sc
@@ -29,6 +32,7 @@ KB = sc.Boltzmann  # J/K
 EPS0 = sc.epsilon_0  # F/m
 M0 = sc.electron_mass  # kg
 H = sc.Planck  # J s
+HBAR = sc.hbar  # J s
 
 #: length units accepted in case files and mesh loaders, in metres
 LENGTH_UNITS = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "nm": 1e-9, "cm": 1e-2, "A": 1e-10}
@@ -73,6 +77,30 @@ class Scales:
     @property
     def current_units(self) -> str:
         return {1: "A m-2", 2: "A m-1", 3: "A"}[self.dim_eff]
+
+    @property
+    def velocity(self) -> float:
+        """m/s per unit of scaled velocity (flux per area = velocity x density)."""
+        return self.mu_ref * self.V_T / self.L_ref
+
+    @property
+    def sheet_density(self) -> float:
+        """m^-2 per unit of scaled sheet density."""
+        return self.N_ref * self.L_ref
+
+    @property
+    def tunnel_constant(self) -> float:
+        """2 L_ref sqrt(2 m0 k T) / hbar: b = tunnel_constant * d_scaled * sqrt(m_b / m0)."""
+        return 2.0 * self.L_ref * (2.0 * M0 * KB * self.T_ref) ** 0.5 / HBAR
+
+    def richardson_velocity(self, mass_m0: float) -> float:
+        """sqrt(kT / (2 pi m*)) in scaled units."""
+        return math.sqrt(KB * self.T_ref / (2 * math.pi * mass_m0 * M0)) / self.velocity
+
+    @property
+    def scott_malliaras(self) -> float:
+        """16 pi eps0 (kT)^2 mu_ref / q^3 in scaled velocity units (times eps_r mu_hat)."""
+        return 16 * math.pi * EPS0 * (KB * self.T_ref) ** 2 * self.mu_ref / Q**3 / self.velocity
 
     @property
     def volume(self) -> float:

@@ -25,17 +25,26 @@ from pvsim.assembly import build_assembler
 from pvsim.discretize import discretize
 from pvsim.geometry import Layer, box, layer_stack
 from pvsim.layout import build_layout
+from pvsim.materials import scaled_interfaces
 from pvsim.params import Material, Params
+from pvsim.units import Scales
 from pvsim.verification import convergence_order, solve_dirichlet
 
 EG = 2.0  # scaled band gap (kT units): ni = e^-1 with Nc = Nv = N_ref
+
+
+def _no_contacts():
+    """voltage, current, work_function, hold_voltage, interface, contact velocities: none."""
+    z = jnp.zeros(0)
+    return z, z, z, z, scaled_interfaces([], Scales()), z, z
 
 
 def _material():
     one = jnp.ones(1)
     return Material(eps_r=one, chi=0 * one, Eg=EG * one, lnNc=0 * one, lnNv=0 * one,
                     mu_n=one, mu_p=one, tau_n=jnp.inf * one, tau_p=jnp.inf * one, Et=0 * one,
-                    B=0 * one, Cn=0 * one, Cp=0 * one)
+                    B=0 * one, Cn=0 * one, Cp=0 * one, sigma_n=0 * one, sigma_p=0 * one,
+                    pf_n=0 * one, pf_p=0 * one)
 
 
 def _laplacian(f, axisymmetric):
@@ -79,7 +88,7 @@ def _poisson_error(mesh, psi_exact):
     psi_s = jax.vmap(psi_exact)(xs)
     # -lap(psi) = p - n + C with phi = 0: n = e^psi, p = e^(-psi - Eg)
     doping = -lap(xs) - jnp.exp(-psi_s - EG) + jnp.exp(psi_s)
-    params = Params(_material(), doping, jnp.zeros(disc.n_sites), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
+    params = Params(_material(), doping, jnp.zeros(disc.n_sites), *_no_contacts())
     u_ex = np.zeros(asm.n_dof)
     psi_nodes = np.asarray(jax.vmap(psi_exact)(jnp.asarray(mesh.points)))
     u_ex[layout.psi_dof] = psi_nodes
@@ -141,7 +150,7 @@ def _dd_error(mesh):
     gen = -jax.vmap(_divergence(current))(xs)  # div J = R - G, R = 0
     p_s = jax.vmap(lambda x: jnp.exp(-psi_f(x) + phip_f(x) - EG))(xs)
     doping = -jax.vmap(_laplacian(psi_f, False))(xs) - p_s + jax.vmap(n_f)(xs)
-    params = Params(_material(), doping, gen, jnp.zeros(0), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0))
+    params = Params(_material(), doping, gen, *_no_contacts())
     pts = jnp.asarray(mesh.points)
     u_ex = np.zeros(asm.n_dof)
     u_ex[layout.psi_dof] = np.asarray(jax.vmap(psi_f)(pts))

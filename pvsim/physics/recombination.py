@@ -1,7 +1,8 @@
 """Bulk recombination, pointwise, in scaled units.
 
-With np - ni^2 = ni^2 expm1(phi_p - phi_n) = np (1 - exp(-(phi_p - phi_n))) (exact for
-Boltzmann statistics, and free of cancellation near equilibrium):
+The driving term is written np - n_eq p_eq = np (1 - exp(-(phi_p - phi_n))): zero at equal
+quasi-Fermi levels for any statistics, free of cancellation near equilibrium, and equal to
+np - ni^2 for Boltzmann statistics (see :func:`excess_product`):
 
 * SRH (Shockley & Read, Phys. Rev. 87, 835 (1952); Hall, Phys. Rev. 87, 387 (1952)):
   R = (np - ni^2) / (tau_p (n + n1) + tau_n (p + p1)), n1 = ni e^{Et}, p1 = ni e^{-Et},
@@ -19,16 +20,25 @@ import jax.numpy as jnp
 from .statistics import log_intrinsic
 
 
+def excess_product(ln_n, ln_p, split):
+    """np (1 - e^-split), ``split`` = phi_p - phi_n, evaluated without 0 * inf.
+
+    Above equilibrium as written; below it as (np e^-split) expm1(split), the first factor
+    in log form (it is ni^2 for Boltzmann statistics), so that a wide gap at low T (ni^2
+    underflows) under forward bias (e^split overflows) never meets an infinity.
+    """
+    pos = split > 0
+    ln_np = ln_n + ln_p
+    return jnp.where(pos, jnp.exp(ln_np) * -jnp.expm1(-jnp.where(pos, split, 0.0)),
+                     jnp.exp(ln_np - split) * jnp.expm1(jnp.where(pos, 0.0, split)))
+
+
 def recombination_rates(ln_n, ln_p, split, m):
     """(R_srh, R_rad, R_auger) at a site (scaled rates); ``split`` = phi_p - phi_n."""
     ln_ni = log_intrinsic(m)
     n = jnp.exp(ln_n)
     p = jnp.exp(ln_p)
-    # np - ni^2: ni^2 expm1(split) below equilibrium, np (1 - e^-split) above it, so that a
-    # wide gap at low T (ni^2 underflows) under forward bias (e^split overflows) gives no 0*inf
-    pos = split > 0
-    excess = jnp.where(pos, jnp.exp(ln_n + ln_p) * -jnp.expm1(-jnp.where(pos, split, 0.0)),
-                       jnp.exp(2.0 * ln_ni) * jnp.expm1(jnp.where(pos, 0.0, split)))
+    excess = excess_product(ln_n, ln_p, split)
     n1 = jnp.exp(ln_ni + m.Et)
     p1 = jnp.exp(ln_ni - m.Et)
     # infinite lifetimes switch SRH off (double where: no inf * 0 in the derivative)

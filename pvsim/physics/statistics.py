@@ -1,4 +1,4 @@
-"""Carrier statistics (Boltzmann), in log form.
+"""Carrier statistics in log form: Boltzmann, Blakemore, Fermi–Dirac (F_1/2), Gauss–Fermi.
 
 Potential convention (DESIGN.md): psi is the vacuum-level potential, E_vac = -q psi,
 E_c = -q psi - chi, E_v = E_c - E_g; quasi-Fermi levels E_Fn = -q phi_n, E_Fp = -q phi_p.
@@ -9,18 +9,48 @@ With all potentials and energies scaled by V_T (energies by k T):
 
 Working with logarithms keeps e^(-Eg/kT) representable far below room temperature (the
 densities themselves underflow only when they would be below ~1e-300 N_ref).
+
+Other statistics (per region, a static choice): with the reduced Fermi levels
+eta_n = psi - phi_n + chi and eta_p = -psi + phi_p - chi - Eg,
+
+    ln n = ln Nc + ln F(eta_n),    ln p = ln Nv + ln F(eta_p),
+
+F one of the occupancy integrals of :mod:`pvsim.physics.occupancy` (Blakemore, F_1/2 for
+band semiconductors and NC cores; Gauss–Fermi for disordered organics, where Nc is the site
+density N0, the band edge is the centre of the Gaussian DOS and ``sigma_n``/``sigma_p`` its
+width / kT). The excess chemical potential rho = ln F(eta) - eta (exactly 0 for Boltzmann)
+enters the generalised Scharfetter–Gummel flux (see :mod:`pvsim.physics.flux`).
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
+BOLTZMANN = "boltzmann"
+STATISTICS = ("boltzmann", "blakemore", "fermi_dirac", "gauss_fermi")
 
-def log_densities(psi, phi_n, phi_p, m):
+
+def reduced_levels(psi, phi_n, phi_p, m):
+    """(eta_n, eta_p): Fermi levels relative to the band edges (Gaussian centres), / kT."""
+    return psi - phi_n + m.chi, -psi + phi_p - m.chi - m.Eg
+
+
+def densities_and_excess(psi, phi_n, phi_p, m, stats: str = BOLTZMANN):
+    """(ln n, ln p, rho_n, rho_p) at a site, rho = ln F(eta) - eta (0.0 for Boltzmann)."""
+    eta_n, eta_p = reduced_levels(psi, phi_n, phi_p, m)
+    if stats == BOLTZMANN:
+        return m.lnNc + eta_n, m.lnNv + eta_p, 0.0, 0.0
+    from .occupancy import log_occupancy  # the quadratures load only when used
+
+    lf_n = log_occupancy(eta_n, stats, m.sigma_n)
+    lf_p = log_occupancy(eta_p, stats, m.sigma_p)
+    return m.lnNc + lf_n, m.lnNv + lf_p, lf_n - eta_n, lf_p - eta_p
+
+
+def log_densities(psi, phi_n, phi_p, m, stats: str = BOLTZMANN):
     """(ln n, ln p) at a site; ``m`` has scalar fields chi, Eg, lnNc, lnNv (scaled)."""
-    ln_n = m.lnNc + psi - phi_n + m.chi
-    ln_p = m.lnNv - psi + phi_p - m.chi - m.Eg
-    return ln_n, ln_p
+    return densities_and_excess(psi, phi_n, phi_p, m, stats)[:2]
 
 
 def log_intrinsic(m):
@@ -52,7 +82,26 @@ def neutral_log_density(net_doping, m):
     return jnp.where(n_type, ln_maj, ln_min), jnp.where(n_type, ln_min, ln_maj)
 
 
-def neutral_potential(net_doping, phi, m):
-    """psi giving local charge neutrality at quasi-Fermi level phi (both carriers at phi)."""
+def neutral_potential(net_doping, phi, m, stats: str = BOLTZMANN, iterations: int = 12):
+    """psi giving local charge neutrality at quasi-Fermi level phi (both carriers at phi).
+
+    Boltzmann: closed form. Other statistics: Newton on the log-form neutrality condition
+    (ln n = ln(p + C) for C >= 0, ln p = ln(n - C) otherwise, monotone in psi) from the
+    Boltzmann value, a fixed number of steps (quadratic convergence; differentiable).
+    """
     ln_n, _ = neutral_log_density(net_doping, m)
-    return ln_n - m.lnNc - m.chi + phi
+    psi0 = ln_n - m.lnNc - m.chi + phi
+    if stats == BOLTZMANN:
+        return psi0
+    n_type = net_doping >= 0
+
+    def g(psi):
+        ln_n, ln_p = log_densities(psi, phi, phi, m, stats)
+        c = jnp.abs(net_doping)
+        return jnp.where(n_type, ln_n - jnp.log(jnp.exp(ln_p) + c), jnp.log(jnp.exp(ln_n) + c) - ln_p)
+
+    def step(_, psi):
+        val, slope = jax.jvp(g, (psi,), (jnp.ones_like(psi),))
+        return psi - val / slope
+
+    return jax.lax.fori_loop(0, iterations, step, psi0)
