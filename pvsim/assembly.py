@@ -88,20 +88,14 @@ def semiconductor_site(du, ref, m, doping, generation, volume, stats=BOLTZMANN):
     return jnp.stack([-volume * rho, -volume * r, volume * r])
 
 
-def interface_link(du, ref, ma, mb, ip, area, semi_a, semi_b, org_eps, org_mu_n, org_mu_p,
-                   tunnel, stats=(BOLTZMANN, BOLTZMANN)):
-    """Local residual of one interface link; unknowns (psi, fn_a, fp_a, fn_b, fp_b).
-
-    Thermionic/tunnelling currents between the two carrier sets, surface SRH (electrons of
-    the side of lower conduction band, holes of the side of higher valence band) and the
-    fixed sheet charge (see :mod:`pvsim.physics.interface`). At an insulator side both
-    carrier sets are the semiconductor's.
-    """
+def _link_parts(du, ref, ma, mb, ip, area, semi_a, semi_b, org_eps, org_mu_n, org_mu_p, tunnel,
+                stats):
+    """(i_n, i_p, r, high_n, high_p) of one link: currents a -> b and surface SRH, per link."""
     psi, fn_a, fp_a, fn_b, fp_b = ref + du
     ln_na, ln_pa = log_densities(psi, fn_a, fp_a, ma, stats[0])
     ln_nb, ln_pb = log_densities(psi, fn_b, fp_b, mb, stats[1])
-    high_n = jnp.where(semi_a & semi_b, ma.chi < mb.chi, ~semi_b)  # a: higher E_c
-    high_p = jnp.where(semi_a & semi_b, ma.chi + ma.Eg > mb.chi + mb.Eg, ~semi_b)  # a: lower E_v
+    high_n = jnp.where(semi_a & semi_b, ma.chi < mb.chi, semi_b)  # a: higher E_c (insulator: "higher")
+    high_p = jnp.where(semi_a & semi_b, ma.chi + ma.Eg > mb.chi + mb.Eg, semi_b)  # a: lower E_v
     trans_n = mean_transmission(ip.barrier_n, tunnel * ip.thickness * jnp.sqrt(ip.mass_n))
     trans_p = mean_transmission(ip.barrier_p, tunnel * ip.thickness * jnp.sqrt(ip.mass_p))
     vt_n = ip.flux * (ip.v_n + ip.sm_n * org_eps * org_mu_n) * trans_n
@@ -114,6 +108,20 @@ def interface_link(du, ref, ma, mb, ip, area, semi_a, semi_b, org_eps, org_mu_n,
     split = jnp.where(high_p, jnp.where(high_n, _diff(ref, du, 4, 3), _diff(ref, du, 4, 1)),
                       jnp.where(high_n, _diff(ref, du, 2, 3), _diff(ref, du, 2, 1)))
     r = area * surface_srh(ln_n, ln_p, split, ip.s_n, ip.s_p, ip.trap)
+    return i_n, i_p, r, high_n, high_p
+
+
+def interface_link(du, ref, ma, mb, ip, area, semi_a, semi_b, org_eps, org_mu_n, org_mu_p,
+                   tunnel, stats=(BOLTZMANN, BOLTZMANN)):
+    """Local residual of one interface link; unknowns (psi, fn_a, fp_a, fn_b, fp_b).
+
+    Thermionic/tunnelling currents between the two carrier sets, surface SRH (electrons of
+    the side of lower conduction band, holes of the side of higher valence band) and the
+    fixed sheet charge (see :mod:`pvsim.physics.interface`). At an insulator side both
+    carrier sets are the semiconductor's.
+    """
+    i_n, i_p, r, high_n, high_p = _link_parts(du, ref, ma, mb, ip, area, semi_a, semi_b, org_eps,
+                                              org_mu_n, org_mu_p, tunnel, stats)
     zero = jnp.zeros(())
     return jnp.stack([-area * ip.sheet,
                       i_n - jnp.where(high_n, zero, r), i_p + jnp.where(high_p, zero, r),
@@ -172,7 +180,7 @@ class Term:
             return ((gather(mat, d["region_a"]), gather(mat, d["region_b"]),
                      gather(params.interface, d["interface"]), d["area"], d["semi_a"], d["semi_b"],
                      mat.eps_r[org], mat.mu_n[org], mat.mu_p[org], asm.tunnel),
-                    (0,) * 12 + (None,))
+                    (0,) * 11 + (None,))
         if self.kind == "schottky":
             c = d["contact"]
             return ((gather(mat, d["region"]), params.voltage[c], params.contact_v_n[c],
@@ -264,6 +272,19 @@ class Assembler:
                 vals = vals.at[term.slots].add(jac.reshape(jac.shape[0], -1))
             f = f.at[term.dofs].add(res)
         return f, (vals[:-1] if jacobian else None)
+
+    def interface_recombination(self, u, params: Params, ref=None):
+        """Total surface SRH over all interface links (scaled, like a volume-integrated R)."""
+        ref = jnp.zeros_like(u) if ref is None else ref
+        total = jnp.zeros(())
+        for term in self.terms:
+            if term.kind != "link" or term.dofs.shape[0] == 0:
+                continue
+            args, axes = term.arguments(params, self)
+            parts = jax.vmap(partial(_link_parts, stats=term.stats), in_axes=axes)(
+                u[term.dofs], ref[term.dofs], *args)
+            total = total + jnp.sum(parts[2])
+        return total
 
     def contact_psi(self, v, params: Params):
         """Dirichlet value of psi at each psi_bc entry."""

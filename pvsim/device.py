@@ -236,7 +236,8 @@ class Device:
         ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params)
         psi_s = u[asm.psi_dof[asm.site_node]]
         m = gather(params.material, asm.site_region)
-        r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation))
+        r_surface = asm.interface_recombination(delta, params, ref)
+        r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation)) + r_surface
         # robust currents: the carrier balance (sum_k I_p(k) = q int R) fixes one contact's
         # current per carrier: take the contact where that carrier's density is largest
         # (its majority flux is the least precise); every other contact keeps its direct value
@@ -272,7 +273,8 @@ class Device:
             Ec=per_node(-(psi_s + m.chi)), Ev=per_node(-(psi_s + m.chi + m.Eg)),
             voltage=v, i_n=i_n, i_p=i_p, i_n_robust=i_n_rob, i_p_robust=i_p_rob,
             recombination=r_total,
-            recombination_by_channel=jnp.stack([jnp.sum(vol * r) for r in (r_srh, r_rad, r_aug)]),
+            recombination_by_channel=jnp.stack(
+                [jnp.sum(vol * r) for r in (r_srh, r_rad, r_aug)] + [r_surface]),
         )
 
     @cached_property

@@ -8,7 +8,8 @@ A in 3D and axisymmetric), rates integrated over the device volume.
 
 * :func:`terminal_currents`: direct currents into the device at every contact (split state,
   full precision).
-* :func:`recombination_currents`: q * integral of R_srh, R_rad, R_auger.
+* :func:`recombination_currents`: q * integral of R_srh, R_rad, R_auger, and the surface SRH
+  of all interfaces.
 * :func:`iqe`: internal quantum efficiency q int R_rad dV / |I(contact)|.
 * :func:`charge_balance`: q int (R_srh + R_rad + R_auger) dV / |I(contact)|: the fraction of
   the current that recombines inside the device (leakage of either carrier to the opposite
@@ -29,9 +30,10 @@ def terminal_currents(device, state, params):
 
 
 def recombination_currents(device, state, params):
-    """q int R dV per channel (srh, radiative, auger), in current units, shape (3,)."""
+    """q int R dV per channel (srh, radiative, auger, interface), in current units, (4,)."""
     _, _, rates, vol = device.site_state(state.ref, state.delta, params)
-    return jnp.stack([jnp.sum(vol * r) for r in rates]) * device.scales.current
+    surface = device.asm.interface_recombination(state.delta, params, state.ref)
+    return jnp.stack([jnp.sum(vol * r) for r in rates] + [surface]) * device.scales.current
 
 
 def _contact(device, contact):

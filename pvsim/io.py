@@ -52,7 +52,7 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
             contact=("contact", dev.contact_names, dict(
                 units="1", long_name="contact (gmsh physical group name)")),
             x=(("node", "dim"), mesh.points, dict(units="m", long_name="node coordinates")),
-            channel=("channel", ["srh", "radiative", "auger"], dict(
+            channel=("channel", ["srh", "radiative", "auger", "interface"], dict(
                 units="1", long_name="recombination channel")),
         )
     )

@@ -148,7 +148,8 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         du = du * jnp.where(dv > options.max_step, options.max_step / jnp.where(dv > 0, dv, 1.0), 1.0)
         m = jnp.max(jnp.abs(du))
         finite = jnp.isfinite(m) & jnp.isfinite(res_new)
-        du = log_damp(du, options.max_step)
+        du = jnp.where(carrier, jnp.clip(du, -options.max_step, options.max_step),
+                       log_damp(du, options.max_step))
         if options.qfl_bounds is not None:
             du = project_quasi_fermi(ref, u + du) - u  # exact where not clipped
         running = status < 0
