@@ -137,6 +137,11 @@ class Device:
             contact_v_p=jnp.asarray([c.s_p_cm_s * 1e-2 / vel for c in self.contacts]),
         )
 
+    def set_base_params(self, params: Params) -> None:
+        """Replace the bias-independent parameters (a design variable such as a ligand
+        thickness or a doping) for later sweeps; same arrays, so nothing recompiles."""
+        self.__dict__["_base_params"] = params
+
     def _work_function(self, k: int, c: ContactSpec) -> float:
         """W in eV: given, or electron affinity + barrier for a Schottky contact."""
         if c.kind == "schottky":

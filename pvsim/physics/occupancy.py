@@ -86,7 +86,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
 
 KINDS = ("boltzmann", "blakemore", "fermi_dirac", "gauss_fermi")
 BLAKEMORE_GAMMA = 0.27
@@ -101,7 +100,7 @@ _FD_TOP = 36.0  # integrand below e^-_FD_TOP beyond max(eta, 0) + _FD_TOP
 _LOG_FD_NORM = math.log(2.0 / math.sqrt(math.pi))
 
 # ---- Gauss–Fermi quadrature layout -----------------------------------------------------------
-GF_PANELS = 8
+GF_PANELS = 7
 GF_ORDER = 12
 GF_NODES = GF_PANELS * GF_ORDER
 _GF_SCALE = math.pi  # node spacing scale at the Fermi edge
@@ -113,12 +112,11 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _panel_layout(panels: int, order: int):
-    """Unit-interval GL nodes of ``panels`` equal panels: (positions in [0, 1], log weights)."""
+    """GL nodes of ``panels`` equal panels of [0, 1]: (positions, weights)."""
     t, w = np.polynomial.legendre.leggauss(order)
     u = 0.5 * (t + 1.0)
     pos = np.concatenate([(k + u) / panels for k in range(panels)])
-    logw = np.tile(np.log(0.5 * w / panels), panels)
-    return pos, logw
+    return pos, np.tile(0.5 * w / panels, panels)
 
 
 def _first_panel(order: int):
@@ -135,7 +133,7 @@ _FD_POS = np.concatenate([np.zeros(FD_ORDER)] + [k + _FD_U0 for k in range(1, FD
 _FD_W = np.tile(_FD_W0, FD_PANELS)
 _FD_VTOP = math.asinh(_FD_TOP / _FD_SCALE)
 
-_GF_POS, _GF_LW = _panel_layout(GF_PANELS, GF_ORDER)
+_GF_POS, _GF_W = _panel_layout(GF_PANELS, GF_ORDER)
 
 
 def _as_float(x):
@@ -143,6 +141,11 @@ def _as_float(x):
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
+
+
+def _per_node(z):
+    """Per-element array -> broadcastable against the node axis (last)."""
+    return z[..., None]
 
 
 def _safe_sqrt(z):
@@ -160,9 +163,12 @@ def log_boltzmann(eta):
 
 
 def log_blakemore(eta, gamma=BLAKEMORE_GAMMA):
-    """ln[1 / (e^-eta + gamma)] = eta - softplus(eta + ln gamma), stable for all eta."""
-    eta = _as_float(eta)
-    return eta - jax.nn.softplus(eta + jnp.log(gamma))
+    """ln[1 / (e^-eta + gamma)] = -logaddexp(-eta, ln gamma) = eta - softplus(eta + ln gamma).
+
+    Stable for all eta; the logaddexp form also keeps the derivative 1/(1 + gamma e^eta)
+    relatively accurate when it is tiny (eta >> 1), where 1 - sigmoid would cancel.
+    """
+    return -jnp.logaddexp(-_as_float(eta), jnp.log(gamma))
 
 
 # ---- Fermi–Dirac F_1/2 -------------------------------------------------------------------------
@@ -176,26 +182,31 @@ def _fd_parts(eta):
     v0 = jnp.arcsinh(-c / a)  # image of x = 0
     gap = jnp.arcsinh((lo - c) / a) - v0  # image of lo, relative to v0 (0 when lo == 0)
     h = (_FD_VTOP - v0 - gap) / FD_PANELS  # panel width in v
-    ex = lambda z: z[..., None]  # noqa: E731  (node axis last)
+    ta = _safe_sqrt(gap)
+    tb = jnp.sqrt(gap + h)
+    p0 = jnp.exp(v0)
+    boltz0 = jnp.exp(eta - c)
+    # materialise the per-element set-up (else XLA may fuse it into the per-node loop)
+    eta, c, lo, gap, h, ta, tb, p0, boltz0 = jax.lax.optimization_barrier(
+        (eta, c, lo, gap, h, ta, tb, p0, boltz0))
+    ex = _per_node
     # First panel (mask 1): v - v0 = t^2, t in [sqrt(gap), sqrt(gap + h)], which removes the
     # sqrt(x) branch point; panels 2..P (mask 0): plain Gauss–Legendre in v. One node array,
     # selected arithmetically (no concatenate or where at node level: both defeat XLA's
     # CPU fusion of the reduction).
-    ta = _safe_sqrt(gap)
-    tb = jnp.sqrt(gap + h)
     t = ex(ta) + ex(tb - ta) * _FD_U
     d = _FD_MASK * (t * t) + (1.0 - _FD_MASK) * (ex(gap) + ex(h) * _FD_POS)  # v - v0 >= 0
     w = _FD_W * (_FD_MASK * (2.0 * ex(tb - ta)) * t + (1.0 - _FD_MASK) * ex(h))
     # x = c + a sinh(v) = a (2 cosh((v + v0)/2)) (2 sinh(d/2)) / 2, without cancellation
     em = jnp.expm1(0.5 * d)
     q = 1.0 + em  # e^(d/2)
-    pq = ex(jnp.exp(v0)) * q  # e^((v + v0)/2)
+    pq = ex(p0) * q  # e^((v + v0)/2)
     x = 0.5 * a * (pq + 1.0 / pq) * (em * (em + 2.0) / q)
     dx_dv = 0.5 * a * (pq * q + 1.0 / (pq * q))  # a cosh(v)
     # sqrt(x) / (1 + e^(x - eta)) = e^(eta - c) sqrt(x) e^(c - x) sigmoid(x - eta), and
     # e^(eta - x) = e^(eta - c) e^(c - x) (0 for eta < -745: sigmoid = 1); c - x <= 32.
     boltz = jnp.exp(ex(c) - x)
-    sig = 1.0 / (1.0 + ex(jnp.exp(eta - c)) * boltz)  # sigmoid(x - eta)
+    sig = 1.0 / (1.0 + ex(boltz0) * boltz)  # sigmoid(x - eta)
     g = w * dx_dv * jnp.sqrt(x) * boltz * sig
     # lo > 0 implies c == eta: the analytic part (2/3) lo^(3/2) in the same units
     total = jnp.sum(g, axis=-1) + jnp.where(lo > 0, (2.0 / 3.0) * lo * _safe_sqrt(lo), 0.0)
@@ -240,22 +251,26 @@ def log_fermi_half(eta):
 
 
 def _capped_sinh(v, b):
-    """x(v) with x(0) = 0, dx/dv = pi b cosh v / (b + pi cosh v) (b > pi), and log dx/dv."""
+    """x(v) with x(0) = 0 and dx/dv = pi b cosh v / (b + pi cosh v) (b > pi): (x, dx/dv).
+
+    x = b v - (2 b^2 / sqrt(b^2 - pi^2)) atanh(k tanh(v/2)), k = sqrt((b - pi)/(b + pi)),
+    from expm1 and log1p only (arctanh, tanh and where are slow inside XLA CPU fusions).
+    """
     a = _GF_SCALE
-    root = jnp.sqrt((b - a) * (b + a))
-    k = jnp.sqrt((b - a) / (b + a))
-    x = b * v - (2.0 * b * b / root) * jnp.arctanh(k * jnp.tanh(0.5 * v))
-    ch = jnp.cosh(v)
-    log_dx = jnp.log(a * b * ch) - jnp.log(b + a * ch)
-    return x, log_dx
+    em = jnp.expm1(v)
+    kt = jnp.sqrt((b - a) / (b + a)) * (em / (em + 2.0))  # k tanh(v/2)
+    x = b * v - (b * b / jnp.sqrt((b - a) * (b + a))) * jnp.log1p(2.0 * kt / (1.0 - kt))
+    ev = 1.0 + em
+    ch = 0.5 * (ev + 1.0 / ev)
+    return x, a * b * ch / (b + a * ch)
 
 
 def _capped_sinh_inverse(y, b):
     """v >= 0 with x(v) >= y (y >= 0), by Newton from the lower bound max(asinh(y/pi), y/b)."""
     v = jnp.maximum(jnp.arcsinh(y / _GF_SCALE), y / b)
     for _ in range(_GF_INVERSE_STEPS):
-        x, log_dx = _capped_sinh(v, b)
-        v = v - (x - y) * jnp.exp(-log_dx)
+        x, dx = _capped_sinh(v, b)
+        v = v - (x - y) / dx
     return v
 
 
@@ -273,21 +288,25 @@ def _gf_lower(eta, s):
     b = _GF_SCALE + _GF_GAUSS * s
     v_lo = -_capped_sinh_inverse(centre - lo, b)
     v_hi = _capped_sinh_inverse(hi - centre, b)
-    ex = lambda z: z[..., None]  # noqa: E731  (node axis last)
-    v = ex(v_lo) + ex(v_hi - v_lo) * _GF_POS
-    dx, log_dx = _capped_sinh(v, ex(b))
+    # materialise the per-element set-up (else XLA may fuse it into the per-node loop)
+    eta, s, s2, xp, centre, b, v_lo, v_hi = jax.lax.optimization_barrier(
+        (eta, s, s2, xp, centre, b, v_lo, v_hi))
+    ex = _per_node
+    dx, dx_dv = _capped_sinh(ex(v_lo) + ex(v_hi - v_lo) * _GF_POS, ex(b))
     x = ex(centre) + dx
-    lw = _GF_LW + ex(jnp.log(v_hi - v_lo)) + log_dx
-    sp = jax.nn.softplus(ex(eta) - x)  # -ln sigmoid(x - eta)
-    se = ex(s)
-    # ln[phi_s(x) / (1 + e^(x - eta))] - eta - s^2/2 = ln phi_s(x + s^2) + ln sigmoid(x - eta)
-    terms = -0.5 * jnp.square((x + se * se) / se) - _LOG_SQRT_2PI - jnp.log(se) - sp + lw
-    lse = logsumexp(terms, axis=-1)
-    p = jnp.exp(terms - ex(lse))
-    sig = jnp.exp(-sp)
-    d_eta = jnp.sum(p * sig, axis=-1)
-    d_s = s * jnp.sum(p * sig * jnp.tanh(0.5 * (x - ex(eta))), axis=-1)
-    return 0.5 * s2 + lse, d_eta, d_s
+    # In units of phi_s(xp + s^2): phi_s(x + s^2) = exp(-(x - xp)(x + xp + 2 s^2) / (2 s^2)),
+    # sigmoid(x - eta) = 1/(1 + u), u = e^(eta - x) <= e^(9 s) here; no max-subtraction needed.
+    gauss = jnp.exp(-(x - ex(xp)) * (x + ex(xp + 2.0 * s2)) / ex(2.0 * s2))
+    u = jnp.exp(ex(eta) - x)
+    sig = 1.0 / (1.0 + u)
+    g = _GF_W * ex(v_hi - v_lo) * dx_dv * gauss * sig
+    total = jnp.sum(g, axis=-1)
+    g_sig = g * sig
+    d_eta = jnp.sum(g_sig, axis=-1) / total
+    # sigmoid(x - eta) tanh((x - eta)/2) = sigmoid^2 (1 - u)
+    d_s = s * jnp.sum(g_sig * sig * (1.0 - u), axis=-1) / total
+    rho = 0.5 * s2 - 0.5 * jnp.square(xp + s2) / s2 - _LOG_SQRT_2PI - jnp.log(s) + jnp.log(total)
+    return rho, d_eta, d_s
 
 
 def _gf_parts(eta, s):
