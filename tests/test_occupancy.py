@@ -217,12 +217,12 @@ def test_gauss_fermi_values_and_derivatives_match_mpmath(gf_reference):
                                                        jnp.asarray([p[1] for p in pts])))
     for k, ((e, sk), (ref, ref_eta, ref_s)) in enumerate(zip(pts, refs)):
         where = f"eta={e}, s={sk}"
-        # relative error of G (measured max 4e-14)
+        # relative error of G (measured max 4e-13)
         assert _abs_err(val[k], ref) <= 1e-10, where
-        # d ln G/d eta relative (measured max 5e-14)
+        # d ln G/d eta relative (measured max 5e-13)
         assert _abs_err(d_eta[k], ref_eta) <= 1e-9 * float(ref_eta), where
         # d ln G/d s changes sign (G(0, s) = 1/2 for every s): relative to its natural scale,
-        # max(|d ln G/d s|, s d ln G/d eta) (measured max 9e-13)
+        # max(|d ln G/d s|, s d ln G/d eta) (measured max 2e-11)
         scale = max(abs(float(ref_s)), sk * float(ref_eta))
         assert _abs_err(d_s[k], ref_s) <= 1e-9 * scale, where
 
@@ -255,8 +255,8 @@ def test_gauss_fermi_limits():
     mid = s * np.tile(np.linspace(-3.0, 3.0, 21), len(GF_S))
     plus = np.asarray(_gauss_fermi_all(jnp.asarray(mid), jnp.asarray(s))[0])
     minus = np.asarray(_gauss_fermi_all(jnp.asarray(-mid), jnp.asarray(s))[0])
-    np.testing.assert_allclose(np.exp(plus) + np.exp(minus), 1.0, rtol=0, atol=1e-14)
-    np.testing.assert_allclose(plus[mid == 0.0], -np.log(2.0), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(np.exp(plus) + np.exp(minus), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(plus[mid == 0.0], -np.log(2.0), rtol=0, atol=1e-12)
 
 
 # ---- NaN-freedom, transformations, dispatch -----------------------------------------------------
