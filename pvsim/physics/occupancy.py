@@ -39,8 +39,8 @@ The Fermi factor 1/(1 + e^(x - eta)) has poles at x = eta +- i pi (2k + 1): all 
 line through the Fermi edge, at distance pi from the real axis. A sinh map centred there,
 x = c + pi sinh(v), sends every one of them to Im v = +-pi/2 and grades the nodes
 geometrically away from the edge, so a few uniform Gauss–Legendre panels in v converge like
-a fixed strip of analyticity while covering ~70 kT (the 32 panels x 10 nodes of uniform
-panels in x would be needed for the same range). Summands are products of factors scaled to
+a fixed strip of analyticity while covering ~70 kT (uniform panels in x need ~300 nodes for
+the same accuracy: measured 32 x 10 -> 4e-14, 24 x 10 -> 1.3e-12). Summands are products of factors scaled to
 O(1) (the exponential scale is taken out analytically and added back to the log of the sum),
 which is as safe as a logsumexp here and needs 2 to 4 exponentials per node instead of ~9.
 
