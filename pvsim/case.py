@@ -370,11 +370,14 @@ def build_device(case: Case, base: Path):
         interfaces.append(InterfaceSpec(**fields))
     wf = {n: c.work_function_eV for n, c in case.contacts.items() if c.work_function_eV}
     s = case.solver
-    return Device(mesh=mesh, materials=materials, contacts=contacts, doping=doping,
-                  work_functions_eV=wf, temperature_K=case.simulation.temperature_K,
-                  interfaces=tuple(interfaces),
-                  linear_solver=s.linear_solver,
-                  newton=NewtonOptions(tol=s.tolerance, max_iter=s.max_iterations, max_step=s.max_step))
+    try:
+        return Device(mesh=mesh, materials=materials, contacts=contacts, doping=doping,
+                      work_functions_eV=wf, temperature_K=case.simulation.temperature_K,
+                      interfaces=tuple(interfaces), linear_solver=s.linear_solver,
+                      newton=NewtonOptions(tol=s.tolerance, max_iter=s.max_iterations,
+                                           max_step=s.max_step))
+    except ValueError as exc:  # physical inconsistencies found while building the device
+        raise CaseError(f"{exc}.".replace("..", ".")) from None
 
 
 def _material_spec(m: MaterialSection, T: float, cls):

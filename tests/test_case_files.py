@@ -126,3 +126,23 @@ def test_conflicting_or_ignored_keys_are_errors():
     assert "step_V" in msg and "whole number" in msg
     msg = _error(_variant(lambda d: d["mesh"].update(length_unit="um")))
     assert "length_unit" in msg and "thickness_nm" in msg
+
+
+def test_interface_and_statistics_keys_are_checked():
+    def add(itf):
+        return lambda d: d.setdefault("interfaces", []).append(itf)
+    msg = _error(_variant(add({"regions": ["p_side", "n_side"], "model": "tunnelling"})))
+    assert "barrier_thickness_nm" in msg
+    msg = _error(_variant(add({"regions": ["p_side", "nside"]})))
+    assert "nside" in msg and "n_side" in msg
+    msg = _error(_variant(add({"regions": ["p_side", "n_side"], "s_n_cm_s": 10.0})))
+    assert "s_p_cm_s" in msg
+    msg = _error(_variant(lambda d: d["materials"]["silicon"].update(statistics="gauss_fermi")))
+    assert "disorder_n_eV" in msg
+    msg = _error(_variant(lambda d: d["contacts"]["anode"].update(type="schottky")))
+    assert "barrier_eV" in msg
+    # a valid interface table builds a device with split carrier sets
+    case, base = load_case(_variant(add({"regions": ["p_side", "n_side"], "model": "thermionic"})),
+                           ROOT / "cases")
+    dev = build_device(case, base)
+    assert dev.layout.n_carriers == dev.mesh.n_nodes + 1

@@ -247,3 +247,24 @@ def test_interface_errors_name_the_regions(bad):
         Device(mesh, {"a": ox, "b": ox, "c": silicon()},
                (ContactSpec("left", "work_function"), ContactSpec("right")),
                interfaces=(InterfaceSpec(regions),))
+
+
+def test_sheet_charge_obeys_gauss_law():
+    """Two undoped wide-gap layers (no free charge) between grounded gates of equal work
+    function, sheet charge sigma at their interface: the potential peaks there by
+    sigma / (eps1/d1 + eps2/d2) (exact for the piecewise-linear solution)."""
+    wide = dict(band_gap_eV=6.0, Nc_cm3=1e19, Nv_cm3=1e19, electron_affinity_eV=1.0)
+    a, b = silicon(eps_r=3.0, **wide), silicon(eps_r=9.0, **wide)
+    sigma = 1e12  # q/cm^2
+    contacts = (ContactSpec("left", "work_function"), ContactSpec("right", "work_function"))
+    mesh = layer_stack([Layer("a", 20e-9, 1e-9), Layer("b", 30e-9, 1e-9)], "left", "right")
+    dev = Device(mesh, {"a": a, "b": b}, contacts, work_functions_eV={"left": 4.0, "right": 4.0},
+                 interfaces=(InterfaceSpec(("a", "b"), sheet_charge_cm2=sigma),))
+    p = dev.params()
+    res = dev.solve(dev.initial_guess(p), p)
+    assert int(res.status) == 0
+    psi = dev.observe(res.ref, p, res.delta)["psi"]
+    node = int(np.argmin(np.abs(mesh.points[:, 0] - 20e-9)))
+    from pvsim.units import EPS0
+    rise = Q * sigma * 1e4 / (EPS0 * (3.0 / 20e-9 + 9.0 / 30e-9))
+    assert abs((psi[node] - psi[0]) / rise - 1) < 1e-8
