@@ -34,10 +34,8 @@ from .discretize import Discretization
 from .layout import Layout
 from .params import Params, gather
 from .physics import electron_flux, hole_flux, log_densities, recombination_rates
-from .physics.interface import (electron_link_current, hole_link_current, mean_transmission,
-                                surface_srh)
-from .physics.statistics import BOLTZMANN, densities_and_excess, neutral_potential
-
+from .physics.interface import electron_link_current, hole_link_current, mean_transmission, surface_srh
+from .physics.statistics import BOLTZMANN, densities_and_excess, masked_material, neutral_potential
 
 # ---------------------------------------------------------------- pointwise kernels
 # Each kernel receives the local unknowns as a reference value plus an increment
@@ -292,7 +290,8 @@ class Assembler:
         doping = params.doping[self.psi_bc_site]
         neutral = neutral_potential(doping, 0.0, m, self.stat_kinds[0])
         for k, kind in enumerate(self.stat_kinds[1:], start=1):
-            neutral = jnp.where(self.psi_bc_stats == k, neutral_potential(doping, 0.0, m, kind),
+            mask = self.psi_bc_stats == k
+            neutral = jnp.where(mask, neutral_potential(doping, 0.0, masked_material(m, mask), kind),
                                 neutral)
         wf = -params.work_function[self.psi_bc_contact]
         return v[self.psi_bc_contact] + jnp.where(self.psi_bc_ohmic, neutral, wf)

@@ -34,7 +34,7 @@ from .mesh import Mesh
 from .newton import NewtonOptions, newton_solve
 from .params import Params, gather
 from .physics import log_densities, recombination_rates
-from .physics.statistics import neutral_potential
+from .physics.statistics import masked_material, neutral_potential
 from .units import Scales, require_x64
 
 
@@ -229,7 +229,7 @@ class Device:
         ln_n, ln_p = log_densities(psi, phi_n, phi_p, m, kinds[0])
         for kind in kinds[1:]:
             mask = jnp.asarray(site_stats == kind)
-            ln_n_k, ln_p_k = log_densities(psi, phi_n, phi_p, m, kind)
+            ln_n_k, ln_p_k = log_densities(psi, phi_n, phi_p, masked_material(m, mask), kind)
             ln_n, ln_p = jnp.where(mask, ln_n_k, ln_n), jnp.where(mask, ln_p_k, ln_p)
         return ln_n, ln_p
 

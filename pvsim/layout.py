@@ -111,7 +111,7 @@ def _carrier_sets(disc: Discretization, semi_site: np.ndarray, split: set) -> np
     if split:
         sites = np.nonzero(semi_site)[0]
         sites = sites[np.argsort(disc.site_node[sites], kind="stable")]
-        nodes, first, count = np.unique(disc.site_node[sites], return_index=True, return_counts=True)
+        _, first, count = np.unique(disc.site_node[sites], return_index=True, return_counts=True)
         for f, c in zip(first[count > 1], count[count > 1]):
             at = sites[f:f + c]
             label[at] = _components(disc.site_region[at], split)
@@ -141,7 +141,6 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
     carrier_node = np.zeros(n_car, dtype=np.int64)
     carrier_node[site_carrier[semi_site]] = disc.site_node[semi_site]
     sets_per_node = np.bincount(carrier_node, minlength=n_nodes)
-    has_carriers = sets_per_node > 0
     node_carrier = np.full(n_nodes, n_car, dtype=np.int64)  # first carrier set of each node
     np.minimum.at(node_carrier, carrier_node, np.arange(n_car))
 

@@ -28,8 +28,8 @@ Summary for the test case (NA = ND = 1e23 m^-3, ni = 1e16 m^-3, eps_r = 11.1, 1 
 
 from math import factorial
 
-import numpy as np
 import mpmath as mp
+import numpy as np
 from scipy import constants as sc
 from scipy.integrate import solve_bvp
 from scipy.optimize import brentq

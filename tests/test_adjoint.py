@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_solver import _diode
 
 from pvsim.adjoint import make_steady_state
 from pvsim.figures import terminal_currents
 from pvsim.linalg import pardiso_available
 from pvsim.sweep import BiasPoint, run_sweep
-from test_solver import _diode
 
 BACKENDS = ["klu", "scipy"] + (["pardiso"] if pardiso_available() else [])
 
@@ -79,6 +79,13 @@ def test_led_figures_of_merit_and_their_gradients():
     root = Path(__file__).resolve().parent.parent
     data = tomllib.loads((root / "cases" / "nc_led_1d.toml").read_text())
     data["sweep"] = {"contact": "anode", "voltages_V": [3.0]}
+    # Boltzmann organics and no ligand links here (their gradients: test_interface_gradients);
+    # the Gauss–Fermi/tunnelling case costs ~20 s more compilation
+    data.pop("interfaces")
+    for name in ("poly_tpd", "tpbi"):
+        data["materials"][name].update(statistics="boltzmann", electron_affinity_eV=
+                                       {"poly_tpd": 2.4, "tpbi": 2.7}[name], band_gap_eV=
+                                       {"poly_tpd": 3.0, "tpbi": 3.5}[name])
     case, base = load_case(data, root / "cases")
     dev = build_device(case, base)
     dev.newton = replace(dev.newton, tol=1e-12)
@@ -111,3 +118,53 @@ def test_led_figures_of_merit_and_their_gradients():
     h = np.array([1e-5, 1e-5])
     fd = [(f(theta.at[k].add(h[k])) - f(theta.at[k].add(-h[k]))) / (2 * h[k]) for k in range(2)]
     np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-5)
+
+
+def test_interface_gradients():
+    """Gradients through the interface kernels (tunnelling link, surface SRH, Gauss–Fermi
+    side, Schottky contact) against central differences: ligand thickness and barrier,
+    surface recombination velocity, disorder sigma, Schottky contact velocity."""
+    from helpers import silicon
+
+    from pvsim.device import Device
+    from pvsim.doping import DopingProfile
+    from pvsim.geometry import Layer, layer_stack
+    from pvsim.layout import ContactSpec
+    from pvsim.materials import InterfaceSpec
+
+    mesh = layer_stack([Layer("l", 40e-9, 2e-9, 2e-10), Layer("r", 40e-9, 2e-9, 2e-10)], "left", "right")
+    left = silicon(mu_n_cm2_Vs=10.0, mu_p_cm2_Vs=10.0, radiative_B_cm3_s=1e-10)
+    right = silicon(electron_affinity_eV=3.9, Nc_cm3=1e21, Nv_cm3=1e21, statistics="gauss_fermi",
+                    disorder_n_eV=0.08, disorder_p_eV=0.08, mu_n_cm2_Vs=1e-2, mu_p_cm2_Vs=1e-2)
+    itf = InterfaceSpec(("l", "r"), model="tunnelling", barrier_thickness_nm=1.0,
+                        electron_barrier_eV=1.0, hole_barrier_eV=1.0, barrier_mass_n=0.4,
+                        barrier_mass_p=0.4, s_n_cm_s=1e4, s_p_cm_s=1e4)
+    dev = Device(mesh, {"l": left, "r": right},
+                 (ContactSpec("left", "schottky", barrier_eV=0.3, s_n_cm_s=1e5, s_p_cm_s=1e5),
+                  ContactSpec("right", "work_function")),
+                 doping={"l": [DopingProfile(acceptors_cm3=1e17)]},
+                 work_functions_eV={"right": 4.2}, interfaces=(itf,))
+    dev.newton = replace(dev.newton, tol=1e-12)
+    res = run_sweep(dev, [BiasPoint(np.array([0.0, -0.8]), np.zeros(2))])
+    assert res.ok, res.failure
+    start, params = res.points[-1].u, dev.params([0.0, -0.8])
+    solve = make_steady_state(dev)
+
+    @jax.jit
+    def current(theta):
+        i, m = params.interface, params.material
+        i = replace(i, thickness=i.thickness * theta[0], barrier_n=i.barrier_n * theta[1],
+                    s_n=i.s_n * theta[2])
+        m = replace(m, sigma_n=m.sigma_n * theta[3])
+        p = replace(params, interface=i, material=m, contact_v_n=params.contact_v_n * theta[4])
+        return terminal_currents(dev, solve(start, p), p)[0]
+
+    theta = jnp.ones(5)
+    g = np.asarray(jax.grad(current)(theta))
+    # the current hardly depends on s_n and the contact velocity (relative sensitivities
+    # ~1e-5): a larger step keeps their differences above the round-off of the current
+    h = np.array([1e-5, 1e-5, 1e-3, 1e-5, 1e-3])
+    fd = np.array([(current(theta.at[k].add(h[k])) - current(theta.at[k].add(-h[k]))) / (2 * h[k])
+                   for k in range(5)])
+    assert np.all(np.abs(g) > 1e-6 * abs(float(current(theta))))  # every parameter matters
+    np.testing.assert_allclose(g, fd, rtol=1e-5)

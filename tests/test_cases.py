@@ -1,14 +1,12 @@
 """The example cases run end to end and show the physics they are meant to show."""
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from dataclasses import replace
-
-import jax.numpy as jnp
 
 from pvsim.api import run_case
 from pvsim.case import build_device, load_case, sweep_targets

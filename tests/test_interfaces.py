@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
-
 from helpers import silicon
+
 from pvsim.device import Device
 from pvsim.doping import DopingProfile
 from pvsim.geometry import Layer, layer_stack
@@ -22,7 +22,7 @@ from pvsim.layout import ContactSpec
 from pvsim.materials import InterfaceSpec, MaterialSpec
 from pvsim.physics.interface import mean_transmission, wkb_transmission
 from pvsim.sweep import BiasPoint, run_sweep
-from pvsim.units import HBAR, KB, M0, Q, H, Scales, thermal_voltage
+from pvsim.units import HBAR, KB, M0, H, Q, Scales, thermal_voltage
 
 VT = thermal_voltage(300.0)
 A_STAR = 4 * math.pi * Q * M0 * KB**2 / H**3  # A m^-2 K^-2 (m* = m0)

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from helpers import silicon, split_regions
+
 from pvsim.device import Device
 from pvsim.doping import DopingProfile
 from pvsim.geometry import Layer, box, layer_stack

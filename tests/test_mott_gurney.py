@@ -13,8 +13,8 @@ solution at 0.5-20 V and (ii) against Mott–Gurney inside the window (300-600 V
 
 import numpy as np
 import pytest
-
 import reference as ref
+
 from pvsim.device import Device
 from pvsim.geometry import Layer, layer_stack
 from pvsim.layout import ContactSpec

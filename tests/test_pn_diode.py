@@ -7,9 +7,9 @@ depletion edges for 1e-6 V with an O(h^2) scheme).
 
 import numpy as np
 import pytest
-
 import reference as ref
 from helpers import silicon
+
 from pvsim.device import Device
 from pvsim.doping import DopingProfile
 from pvsim.geometry import Layer, layer_stack

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from helpers import silicon
+
 from pvsim.device import Device
 from pvsim.doping import DopingProfile
 from pvsim.geometry import Layer, layer_stack

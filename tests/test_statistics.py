@@ -6,8 +6,8 @@ import math
 
 import mpmath as mp
 import numpy as np
-
 from helpers import silicon
+
 from pvsim.device import Device
 from pvsim.doping import DopingProfile
 from pvsim.geometry import Layer, layer_stack

@@ -5,9 +5,9 @@ pattern appears in this package.
 """
 
 from .bernoulli import bernoulli, bernoulli_derivative
-from .statistics import log_densities, neutral_log_density
-from .recombination import recombination_rates
 from .flux import electron_flux, hole_flux
+from .recombination import recombination_rates
+from .statistics import log_densities, neutral_log_density
 
 __all__ = [
     "bernoulli", "bernoulli_derivative", "log_densities", "neutral_log_density",

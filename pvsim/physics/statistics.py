@@ -24,6 +24,8 @@ enters the generalised Scharfetter–Gummel flux (see :mod:`pvsim.physics.flux`)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax
 import jax.numpy as jnp
 
@@ -46,6 +48,13 @@ def densities_and_excess(psi, phi_n, phi_p, m, stats: str = BOLTZMANN):
     lf_n = log_occupancy(eta_n, stats, m.sigma_n)
     lf_p = log_occupancy(eta_p, stats, m.sigma_p)
     return m.lnNc + lf_n, m.lnNv + lf_p, lf_n - eta_n, lf_p - eta_p
+
+
+def masked_material(m, mask):
+    """``m`` with valid Gauss–Fermi widths (1.0) outside ``mask``: for evaluating one
+    statistics on sites of several regions and selecting with ``mask`` afterwards, without
+    a NaN (sigma = 0) in the unselected branch that would leak into gradients."""
+    return replace(m, sigma_n=jnp.where(mask, m.sigma_n, 1.0), sigma_p=jnp.where(mask, m.sigma_p, 1.0))
 
 
 def log_densities(psi, phi_n, phi_p, m, stats: str = BOLTZMANN):
