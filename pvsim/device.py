@@ -264,8 +264,11 @@ class Device:
             den = jnp.zeros(self.mesh.n_nodes).at[asm.site_node].add(vol)
             return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
-        node_car = -np.ones(self.mesh.n_nodes, dtype=np.int64)
-        node_car[lay.carrier_node] = np.arange(lay.n_carriers)
+        # per node: the first carrier set (at a split interface, the side of the region that
+        # comes first in the mesh)
+        node_car = np.full(self.mesh.n_nodes, lay.n_carriers, dtype=np.int64)
+        np.minimum.at(node_car, lay.carrier_node, np.arange(lay.n_carriers))
+        node_car[node_car == lay.n_carriers] = -1
         has = jnp.asarray(node_car >= 0)
         nc = jnp.asarray(np.maximum(node_car, 0))
         nan = jnp.nan
