@@ -20,7 +20,10 @@ Holes, with D_p = (psi + chi + Eg - ln Nv)_j - (...)_i:
         = mu_p p_j B(-D_p) expm1(phi_p,i - phi_p,j).
 
 Both reduce to J = mu (n_j - n_i) (pure diffusion) at D = 0 and conserve current exactly
-on the edge graph (J_ij = -J_ji).
+on the edge graph (J_ij = -J_ji). For non-Boltzmann statistics the caller passes D plus the
+difference of the excess chemical potentials rho = ln F(eta) - eta (see
+:func:`pvsim.assembly.semiconductor_edge`): the same formulas then give the generalised
+(excess-chemical-potential) SG flux.
 """
 
 from __future__ import annotations
