@@ -164,15 +164,19 @@ class Term:
 
     def arguments(self, params: Params, asm: "Assembler"):
         """(args, in_axes) of the kernel for this group, after the state."""
-        d, mat = self.data, params.material
+        d, mat, geo = self.data, params.material, params.geometry
+        if self.kind in ("semi_edge", "ins_edge"):
+            weight = d["weight"] if geo is None else geo.edge_weight[d["edge"]]
         if self.kind == "semi_edge":
-            return ((gather(mat, d["region"]), d["weight"], d["length"], asm.lambda2,
+            length = d["length"] if geo is None else geo.edge_length[d["edge"]]
+            return ((gather(mat, d["region"]), weight, length, asm.lambda2,
                      asm.field_floor), (0, 0, 0, 0, 0, None, None))
         if self.kind == "ins_edge":
-            return (mat.eps_r[d["region"]], d["weight"], asm.lambda2), (0, 0, 0, 0, None)
+            return (mat.eps_r[d["region"]], weight, asm.lambda2), (0, 0, 0, 0, None)
         if self.kind == "semi_site":
+            volume = d["volume"] if geo is None else geo.site_volume[d["site"]]
             return ((gather(mat, d["region"]), params.doping[d["site"]],
-                     params.generation[d["site"]], d["volume"]), (0, 0, 0, 0, 0, 0))
+                     params.generation[d["site"]], volume), (0, 0, 0, 0, 0, 0))
         if self.kind == "link":
             org = d["org_region"]
             return ((gather(mat, d["region_a"]), gather(mat, d["region_b"]),
@@ -364,16 +368,16 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
     for kind in sorted(set(stats[layout.semiconductor])):
         e = np.nonzero(semi_edge & (stats[disc.edge_region] == kind))[0]
         a, b = s_i[e], s_j[e]
-        length = np.linalg.norm(pts[disc.site_node[a]] - pts[disc.site_node[b]], axis=1)
+        length = disc.edge_lengths(pts, xp=np)[e]
         groups.append(("semi_edge", kind, np.stack(
             [psi[a], psi[b], pn[car[a]], pn[car[b]], pp[car[a]], pp[car[b]]], axis=1),
-            dict(region=disc.edge_region[e], weight=disc.edge_weight[e], length=length)))
+            dict(region=disc.edge_region[e], weight=disc.edge_weight[e], length=length, edge=e)))
         ss = np.nonzero((car >= 0) & (stats[reg] == kind))[0]
         groups.append(("semi_site", kind, np.stack([psi[ss], pn[car[ss]], pp[car[ss]]], axis=1),
                        dict(region=reg[ss], site=ss, volume=disc.site_volume[ss])))
     ie = np.nonzero(~semi_edge)[0]
     groups.append(("ins_edge", BOLTZMANN, np.stack([psi[s_i[ie]], psi[s_j[ie]]], axis=1),
-                   dict(region=disc.edge_region[ie], weight=disc.edge_weight[ie])))
+                   dict(region=disc.edge_region[ie], weight=disc.edge_weight[ie], edge=ie)))
 
     lk = layout.links
     if len(lk.area):

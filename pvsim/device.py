@@ -32,7 +32,7 @@ from .linalg import make_solver
 from .materials import InterfaceSpec, MaterialSpec, scaled_interfaces, scaled_material
 from .mesh import Mesh
 from .newton import NewtonOptions, newton_solve
-from .params import Params, gather
+from .params import Geometry, Params, gather
 from .physics import log_densities, recombination_rates
 from .physics.statistics import masked_material, neutral_potential
 from .units import Scales, require_x64
@@ -137,6 +137,16 @@ class Device:
             contact_v_p=jnp.asarray([c.s_p_cm_s * 1e-2 / vel for c in self.contacts]),
         )
 
+    def geometry(self, points_m) -> Geometry:
+        """Edge weights, control volumes and edge lengths of the mesh with node coordinates
+        ``points_m`` (metres; same connectivity), in JAX: put the result in
+        ``Params.geometry`` and gradients with respect to the coordinates (mesh morphing,
+        X = X0 + sum_k theta_k V_k) flow through the residual and the implicit adjoint.
+        Interface and contact areas stay those of the original mesh (exact in 1D)."""
+        x = jnp.asarray(points_m) / self.L_ref
+        w, v = self.disc.geometry(x)
+        return Geometry(edge_weight=w, site_volume=v, edge_length=self.disc.edge_lengths(x))
+
     def set_base_params(self, params: Params) -> None:
         """Replace the bias-independent parameters (a design variable such as a ligand
         thickness or a doping) for later sweeps; same arrays, so nothing recompiles."""
@@ -219,7 +229,8 @@ class Device:
         split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
             delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
         rates = recombination_rates(ln_n, ln_p, split, m)
-        vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), asm.site_volume, 0.0)
+        volume = asm.site_volume if params.geometry is None else params.geometry.site_volume
+        vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), volume, 0.0)
         return ln_n, ln_p, rates, vol
 
     def _site_densities(self, psi, phi_n, phi_p, m):

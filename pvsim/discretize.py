@@ -148,6 +148,11 @@ class Discretization:
         sv = jnp.zeros(self.n_sites).at[self.elem_corner_site.ravel()].add(v.ravel())
         return ew, sv
 
+    def edge_lengths(self, points_scaled, xp=jnp):
+        """(E,) lengths of the region edges from scaled node coordinates."""
+        nodes = self.site_node[self.edge_sites]
+        return xp.sqrt(xp.sum((points_scaled[nodes[:, 0]] - points_scaled[nodes[:, 1]]) ** 2, axis=-1))
+
     def negative_weight_report(self) -> tuple[int, float]:
         """(count of edges with w < 0, worst w relative to the median |w|)."""
         w = self.edge_weight

@@ -65,6 +65,17 @@ class Interface:
 
 @_pytree
 @dataclass(frozen=True)
+class Geometry:
+    """Mesh geometry computed in JAX from node coordinates (shape gradients by mesh
+    morphing, DESIGN.md "Shape gradients"); see :meth:`pvsim.device.Device.geometry`."""
+
+    edge_weight: jax.Array  # (E,) EAFE weights, scaled
+    site_volume: jax.Array  # (S,) lumped control volumes, scaled
+    edge_length: jax.Array  # (E,) scaled
+
+
+@_pytree
+@dataclass(frozen=True)
 class Params:
     """Everything the residual depends on besides the state."""
 
@@ -78,6 +89,7 @@ class Params:
     interface: Interface
     contact_v_n: jax.Array  # (K,) surface recombination velocities of Schottky contacts
     contact_v_p: jax.Array
+    geometry: Geometry | None = None  # None: the mesh's own geometry (precomputed)
 
 
 def gather(tree, index):
