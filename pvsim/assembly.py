@@ -35,7 +35,7 @@ from .layout import Layout
 from .params import Params, gather
 from .physics import electron_flux, hole_flux, log_densities, recombination_rates
 from .physics.interface import electron_link_current, hole_link_current, mean_transmission, surface_srh
-from .physics.statistics import BOLTZMANN, densities_and_excess, masked_material, neutral_potential
+from .physics.statistics import BOLTZMANN, densities_and_excess, neutral_potential, per_statistics
 
 # ---------------------------------------------------------------- pointwise kernels
 # Each kernel receives the local unknowns as a reference value plus an increment
@@ -292,11 +292,8 @@ class Assembler:
         """Dirichlet value of psi at each psi_bc entry."""
         m = gather(params.material, self.site_region[self.psi_bc_site])
         doping = params.doping[self.psi_bc_site]
-        neutral = neutral_potential(doping, 0.0, m, self.stat_kinds[0])
-        for k, kind in enumerate(self.stat_kinds[1:], start=1):
-            mask = self.psi_bc_stats == k
-            neutral = jnp.where(mask, neutral_potential(doping, 0.0, masked_material(m, mask), kind),
-                                neutral)
+        neutral = per_statistics(lambda mm, kind: neutral_potential(doping, 0.0, mm, kind),
+                                 self.stat_kinds, self.psi_bc_stats, m)
         wf = -params.work_function[self.psi_bc_contact]
         return v[self.psi_bc_contact] + jnp.where(self.psi_bc_ohmic, neutral, wf)
 

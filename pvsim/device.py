@@ -34,7 +34,7 @@ from .mesh import Mesh
 from .newton import NewtonOptions, newton_solve
 from .params import Geometry, Params, gather
 from .physics import log_densities, recombination_rates
-from .physics.statistics import masked_material, neutral_potential
+from .physics.statistics import neutral_potential, per_statistics
 from .units import Scales, require_x64
 
 
@@ -236,13 +236,10 @@ class Device:
     def _site_densities(self, psi, phi_n, phi_p, m):
         """(ln n, ln p) per site with each region's statistics."""
         site_stats = np.array(self.statistics, dtype=object)[self.disc.site_region]
-        kinds = sorted(set(site_stats))
-        ln_n, ln_p = log_densities(psi, phi_n, phi_p, m, kinds[0])
-        for kind in kinds[1:]:
-            mask = jnp.asarray(site_stats == kind)
-            ln_n_k, ln_p_k = log_densities(psi, phi_n, phi_p, masked_material(m, mask), kind)
-            ln_n, ln_p = jnp.where(mask, ln_n_k, ln_n), jnp.where(mask, ln_p_k, ln_p)
-        return ln_n, ln_p
+        kinds = tuple(sorted(set(site_stats)))
+        which = jnp.asarray([kinds.index(x) for x in site_stats])
+        return per_statistics(lambda mm, kind: log_densities(psi, phi_n, phi_p, mm, kind),
+                              kinds, which, m)
 
     def _observe_impl(self, ref, delta, params):
         asm, lay = self.asm, self.layout
@@ -275,11 +272,7 @@ class Device:
             den = jnp.zeros(self.mesh.n_nodes).at[asm.site_node].add(vol)
             return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
 
-        # per node: the first carrier set (at a split interface, the side of the region that
-        # comes first in the mesh)
-        node_car = np.full(self.mesh.n_nodes, lay.n_carriers, dtype=np.int64)
-        np.minimum.at(node_car, lay.carrier_node, np.arange(lay.n_carriers))
-        node_car[node_car == lay.n_carriers] = -1
+        node_car = lay.node_carrier  # at a split interface: the side of the first region
         has = jnp.asarray(node_car >= 0)
         nc = jnp.asarray(np.maximum(node_car, 0))
         nan = jnp.nan

@@ -72,6 +72,7 @@ class Layout:
     phin_dof: np.ndarray  # (C,)
     phip_dof: np.ndarray  # (C,)
     carrier_node: np.ndarray  # (C,)
+    node_carrier: np.ndarray  # (N,) first carrier set of each node (region first in the mesh), -1
     semiconductor: np.ndarray  # (R,) bool
     contacts: tuple[ContactSpec, ...]
     contact_nodes: tuple[np.ndarray, ...]
@@ -143,6 +144,7 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
     sets_per_node = np.bincount(carrier_node, minlength=n_nodes)
     node_carrier = np.full(n_nodes, n_car, dtype=np.int64)  # first carrier set of each node
     np.minimum.at(node_carrier, carrier_node, np.arange(n_car))
+    node_carrier[node_carrier == n_car] = -1
 
     # node-major numbering: psi, then (phi_n, phi_p) of each carrier set of the node
     per_node = len(NODE_FIELDS) + len(CARRIER_FIELDS) * sets_per_node
@@ -182,7 +184,8 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
             n_dof += 1
     return Layout(
         n_dof=n_dof, psi_dof=psi_dof, site_carrier=site_carrier, phin_dof=phin_dof,
-        phip_dof=phip_dof, carrier_node=carrier_node, semiconductor=semiconductor,
+        phip_dof=phip_dof, carrier_node=carrier_node, node_carrier=node_carrier,
+        semiconductor=semiconductor,
         contacts=tuple(contacts), contact_nodes=tuple(contact_nodes),
         contact_site=tuple(contact_site), contact_carriers=tuple(contact_carriers),
         voltage_dof=voltage_dof, links=_links(disc, site_carrier, interfaces),

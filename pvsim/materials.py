@@ -8,6 +8,7 @@ scaled :class:`pvsim.params.Material` arrays the residual uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
@@ -52,36 +53,39 @@ class MaterialSpec:
         return self.kind == "semiconductor"
 
 
+def _column(specs, f):
+    """(len(specs),) float array of f(spec) over the specs."""
+    return jnp.asarray(np.array([f(s) for s in specs], dtype=float))
+
+
 def scaled_material(specs: list[MaterialSpec], scales: Scales) -> Material:
     """Stack per-region specs into scaled (R,) arrays."""
     kT = scales.V_T  # eV per kT
 
-    def col(f):
-        return np.array([f(s) for s in specs], dtype=float)
-
+    col = partial(_column, specs)
     rate = scales.rate
     # scaled rate R/rate with rate = mu_ref V_T N_ref / L_ref^2 (units.Scales.rate):
     # tau_hat = tau rate / N_ref, B_hat = B N_ref^2 / rate, C_hat = C N_ref^3 / rate
     tau = lambda t: t * rate / scales.N_ref  # noqa: E731
     return Material(
-        eps_r=jnp.asarray(col(lambda s: s.eps_r)),
-        chi=jnp.asarray(col(lambda s: s.electron_affinity_eV / kT)),
-        Eg=jnp.asarray(col(lambda s: s.band_gap_eV / kT)),
-        lnNc=jnp.asarray(col(lambda s: np.log(s.Nc_cm3 * CM3 / scales.N_ref))),
-        lnNv=jnp.asarray(col(lambda s: np.log(s.Nv_cm3 * CM3 / scales.N_ref))),
-        mu_n=jnp.asarray(col(lambda s: s.mu_n_cm2_Vs * CM2_VS / scales.mu_ref)),
-        mu_p=jnp.asarray(col(lambda s: s.mu_p_cm2_Vs * CM2_VS / scales.mu_ref)),
-        tau_n=jnp.asarray(col(lambda s: tau(s.tau_n_s))),
-        tau_p=jnp.asarray(col(lambda s: tau(s.tau_p_s))),
-        Et=jnp.asarray(col(lambda s: s.trap_level_eV / kT)),
-        B=jnp.asarray(col(lambda s: s.radiative_B_cm3_s * 1e-6 * scales.N_ref**2 / rate)),
-        Cn=jnp.asarray(col(lambda s: s.auger_Cn_cm6_s * 1e-12 * scales.N_ref**3 / rate)),
-        Cp=jnp.asarray(col(lambda s: s.auger_Cp_cm6_s * 1e-12 * scales.N_ref**3 / rate)),
-        sigma_n=jnp.asarray(col(lambda s: s.disorder_n_eV / kT)),
-        sigma_p=jnp.asarray(col(lambda s: s.disorder_p_eV / kT)),
+        eps_r=col(lambda s: s.eps_r),
+        chi=col(lambda s: s.electron_affinity_eV / kT),
+        Eg=col(lambda s: s.band_gap_eV / kT),
+        lnNc=col(lambda s: np.log(s.Nc_cm3 * CM3 / scales.N_ref)),
+        lnNv=col(lambda s: np.log(s.Nv_cm3 * CM3 / scales.N_ref)),
+        mu_n=col(lambda s: s.mu_n_cm2_Vs * CM2_VS / scales.mu_ref),
+        mu_p=col(lambda s: s.mu_p_cm2_Vs * CM2_VS / scales.mu_ref),
+        tau_n=col(lambda s: tau(s.tau_n_s)),
+        tau_p=col(lambda s: tau(s.tau_p_s)),
+        Et=col(lambda s: s.trap_level_eV / kT),
+        B=col(lambda s: s.radiative_B_cm3_s * 1e-6 * scales.N_ref**2 / rate),
+        Cn=col(lambda s: s.auger_Cn_cm6_s * 1e-12 * scales.N_ref**3 / rate),
+        Cp=col(lambda s: s.auger_Cp_cm6_s * 1e-12 * scales.N_ref**3 / rate),
+        sigma_n=col(lambda s: s.disorder_n_eV / kT),
+        sigma_p=col(lambda s: s.disorder_p_eV / kT),
         # gamma sqrt(F[V/cm]) = gamma sqrt(V_T / (100 L_ref)) sqrt(F_scaled)
-        pf_n=jnp.asarray(col(lambda s: s.poole_frenkel_n)) * np.sqrt(kT / (100 * scales.L_ref)),
-        pf_p=jnp.asarray(col(lambda s: s.poole_frenkel_p)) * np.sqrt(kT / (100 * scales.L_ref)),
+        pf_n=col(lambda s: s.poole_frenkel_n) * np.sqrt(kT / (100 * scales.L_ref)),
+        pf_p=col(lambda s: s.poole_frenkel_p) * np.sqrt(kT / (100 * scales.L_ref)),
     )
 
 
@@ -126,8 +130,7 @@ def scaled_interfaces(specs: list[InterfaceSpec], scales: Scales) -> Interface:
     """Stack interface specs into scaled (I,) arrays."""
     kT, vel = scales.V_T, scales.velocity
 
-    def col(f):
-        return jnp.asarray(np.array([f(s) for s in specs], dtype=float))
+    col = partial(_column, specs)
 
     def v0(s, mass):
         if s.velocity_cm_s is not None:

@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 
 BOLTZMANN = "boltzmann"
-STATISTICS = ("boltzmann", "blakemore", "fermi_dirac", "gauss_fermi")
 
 
 def reduced_levels(psi, phi_n, phi_p, m):
@@ -55,6 +54,18 @@ def masked_material(m, mask):
     statistics on sites of several regions and selecting with ``mask`` afterwards, without
     a NaN (sigma = 0) in the unselected branch that would leak into gradients."""
     return replace(m, sigma_n=jnp.where(mask, m.sigma_n, 1.0), sigma_p=jnp.where(mask, m.sigma_p, 1.0))
+
+
+def per_statistics(evaluate, kinds, which, m):
+    """``evaluate(m, kind)`` for items of several statistics: ``which`` (items,) indexes the
+    static tuple ``kinds`` (sorted, so Gauss–Fermi comes first only when it is alone); each
+    kind is evaluated on every item with masked widths and selected, leaves of any pytree."""
+    out = evaluate(m, kinds[0])
+    for k, kind in enumerate(kinds[1:], start=1):
+        mask = which == k
+        new = evaluate(masked_material(m, mask), kind)
+        out = jax.tree_util.tree_map(lambda a, b, mask=mask: jnp.where(mask, a, b), new, out)
+    return out
 
 
 def log_densities(psi, phi_n, phi_p, m, stats: str = BOLTZMANN):
