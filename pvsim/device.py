@@ -32,10 +32,39 @@ from .linalg import make_solver
 from .materials import InterfaceSpec, MaterialSpec, scaled_interfaces, scaled_material
 from .mesh import Mesh
 from .newton import NewtonOptions, newton_solve
-from .params import Geometry, Params, gather
+from .params import Geometry, Params, Thermal, gather
 from .physics import log_densities, recombination_rates
 from .physics.statistics import neutral_potential, per_statistics
+from .physics.thermal import at_temperature, band_gap
 from .units import Scales, require_x64
+
+
+@dataclass(frozen=True)
+class ThermalBoundary:
+    """A thermal boundary condition on a named mesh boundary (gmsh physical group).
+
+    kind: ``"fixed"`` (T = ``T_K``, a heat sink) or ``"robin"`` (heat flux out
+    h (T - T_K), ``h_W_m2K`` the heat-transfer coefficient). Every other boundary is
+    adiabatic (zero heat flux, also the mirror plane of a symmetric cell).
+    """
+
+    name: str
+    kind: str = "fixed"
+    T_K: float = 300.0
+    h_W_m2K: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeatSpec:
+    """Self-heating: the lattice temperature becomes an unknown (see docs/physics.md, "Heat").
+
+    ``escape_fraction``: fraction of the radiated photon energy that leaves the device as
+    light (the outcoupling); the rest is absorbed and becomes heat where it is emitted.
+    """
+
+    boundaries: tuple[ThermalBoundary, ...] = ()
+    escape_fraction: float = 0.2
+    sources_W_m3: dict[str, float] = field(default_factory=dict)  # region -> external heat
 
 
 @dataclass
@@ -50,6 +79,7 @@ class Device:
     linear_solver: str = "auto"
     newton: NewtonOptions = NewtonOptions()
     L_ref: float = 1e-8
+    heat: HeatSpec | None = None
 
     def __post_init__(self):
         require_x64()
@@ -78,12 +108,16 @@ class Device:
                                  "semiconductors on both sides")
             pairs.append((a, b, itf.split))
         self.statistics = tuple(m.statistics for m in self.region_specs)
-        self.layout = build_layout(self.disc, semi, tuple(self.contacts), pairs)
+        jumps = self._check_heat(index, semi)
+        self.layout = build_layout(self.disc, semi, tuple(self.contacts), pairs, heat=self.heat is not None,
+                                   thermal_split=[(a, b) for _, a, b in jumps])
         org = [index.get(itf.organic_region or itf.regions[0], 0) for itf in self.interfaces]
         field_floor = 100.0 * self.L_ref / self.scales.V_T  # 1 V/cm
+        bcs = self.heat.boundaries if self.heat else ()
+        thermal_bc = [(b.kind, b.name, sum(c.kind == b.kind for c in bcs[:i])) for i, b in enumerate(bcs)]
         self.asm = build_assembler(self.disc, self.layout, self.scales.lambda2, self.statistics,
                                    np.array(org, dtype=np.int64), self.scales.tunnel_constant,
-                                   field_floor)
+                                   field_floor, thermal_bc, jumps)
         self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
                                   np.asarray(self.asm.cols), self.asm.n_dof)
         self._solve = jax.jit(self._solve_impl)
@@ -91,6 +125,37 @@ class Device:
         self._tangent = jax.jit(self._tangent_impl)
         self._tangent_reuse = jax.jit(self._tangent_reuse_impl)
         self._guess = jax.jit(self._guess_impl)
+
+    def _check_heat(self, index, semi) -> list:
+        """Validate the heat set-up; (interface, region a, region b) of temperature jumps."""
+        if self.heat is None:
+            return []
+        missing = [r for r, m in self.materials.items() if not m.thermal_conductivity_W_mK]
+        if missing:
+            raise ValueError(f"heat is on but regions {missing} have no thermal_conductivity_W_mK "
+                             "(W/(m K), > 0): set it on their materials")
+        if not any(b.kind in ("fixed", "robin") for b in self.heat.boundaries):
+            raise ValueError("heat is on but no boundary removes heat: add a fixed-temperature "
+                             "(heat sink) or Robin boundary; all other boundaries are adiabatic")
+        for b in self.heat.boundaries:
+            if b.kind not in ("fixed", "robin"):
+                raise ValueError(f"thermal boundary '{b.name}': kind '{b.kind}' is not 'fixed' or 'robin'")
+            self.mesh.boundary_nodes(b.name)  # a clear MeshError if it does not exist
+            if b.kind == "robin" and not b.h_W_m2K > 0:
+                raise ValueError(f"thermal boundary '{b.name}': a Robin boundary needs h_W_m2K > 0")
+        jumps = []
+        for k, itf in enumerate(self.interfaces):
+            if itf.thermal_conductance_MW_m2K is None:
+                continue
+            a, b = (index[r] for r in itf.regions)
+            if semi[a] and semi[b] and not itf.split:
+                raise ValueError(f"interface {list(itf.regions)}: a thermal conductance (temperature "
+                                 "jump) between two semiconductors needs a thermionic or tunnelling "
+                                 "interface (the quasi-Fermi levels jump there too)")
+            if not itf.thermal_conductance_MW_m2K > 0:
+                raise ValueError(f"interface {list(itf.regions)}: thermal_conductance_MW_m2K must be > 0")
+            jumps.append((k, a, b))
+        return jumps
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -135,7 +200,22 @@ class Device:
             interface=scaled_interfaces(list(self.interfaces), self.scales),
             contact_v_n=jnp.asarray([c.s_n_cm_s * 1e-2 / vel for c in self.contacts]),
             contact_v_p=jnp.asarray([c.s_p_cm_s * 1e-2 / vel for c in self.contacts]),
+            thermal=self._thermal_params(),
         )
+
+    def _thermal_params(self) -> Thermal | None:
+        if self.heat is None:
+            return None
+        s, bcs = self.scales, self.heat.boundaries
+        col = lambda xs: jnp.asarray(np.array(xs, dtype=float))  # noqa: E731
+        g = [(i.thermal_conductance_MW_m2K or 0.0) * 1e6 / s.conductance for i in self.interfaces]
+        return Thermal(
+            fixed_T=col([b.T_K / s.T_ref for b in bcs if b.kind == "fixed"]),
+            robin_h=col([b.h_W_m2K / s.conductance for b in bcs if b.kind == "robin"]),
+            robin_T=col([b.T_K / s.T_ref for b in bcs if b.kind == "robin"]),
+            conductance=col(g), escape=jnp.asarray(float(self.heat.escape_fraction)),
+            source=col([self.heat.sources_W_m3.get(r, 0.0) * s.volume / s.power
+                        for r in self.disc.region_names]))
 
     def geometry(self, points_m) -> Geometry:
         """Edge weights, control volumes and edge lengths of the mesh with node coordinates
@@ -177,7 +257,7 @@ class Device:
         den = jnp.zeros(self.mesh.n_nodes).at[disc.site_node].add(wgt)
         fallback = jnp.sum(wgt * psi_site) / jnp.maximum(jnp.sum(wgt), 1e-300)
         psi = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), fallback)
-        u = jnp.zeros(self.asm.n_dof).at[jnp.asarray(lay.psi_dof)].set(psi)
+        u = jnp.zeros(self.asm.n_dof).at[jnp.asarray(lay.psi_dof)].set(psi).at[self.asm.T_dof].set(1.0)
         return u.at[jnp.asarray(lay.voltage_dof[lay.voltage_dof >= 0])].set(
             params.voltage[np.nonzero(lay.voltage_dof >= 0)[0]])
 
@@ -221,17 +301,26 @@ class Device:
         """Per-site (ln n, ln p, (R_srh, R_rad, R_auger), control volume) of the state
         ref + delta, scaled; volumes are 0 on insulator sites. Pure JAX (differentiable)."""
         asm, lay = self.asm, self.layout
-        car = jnp.asarray(np.maximum(lay.site_carrier, 0))
+        fn_dof, fp_dof = self._site_phi_dofs
         u = ref + delta
         m = gather(params.material, asm.site_region)
-        ln_n, ln_p = self._site_densities(u[asm.psi_dof[asm.site_node]], u[asm.phin_dof[car]],
-                                          u[asm.phip_dof[car]], m)
-        split = (ref[asm.phip_dof[car]] - ref[asm.phin_dof[car]]) + (
-            delta[asm.phip_dof[car]] - delta[asm.phin_dof[car]])
-        rates = recombination_rates(ln_n, ln_p, split, m)
+        theta = self.site_temperature(u)
+        if theta is not None:
+            m = at_temperature(m, theta)
+        th = 1.0 if theta is None else theta
+        ln_n, ln_p = self._site_densities(u[asm.psi_dof[asm.site_node]] / th, u[fn_dof] / th,
+                                          u[fp_dof] / th, m)
+        split = (ref[fp_dof] - ref[fn_dof]) + (delta[fp_dof] - delta[fn_dof])
+        rates = recombination_rates(ln_n, ln_p, split / th, m)
         volume = asm.site_volume if params.geometry is None else params.geometry.site_volume
         vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), volume, 0.0)
         return ln_n, ln_p, rates, vol
+
+    def site_temperature(self, u):
+        """theta = T / T_ref per site of the state u, or None when heat is off."""
+        if not self.layout.heat:
+            return None
+        return u[self.asm.T_dof[self.asm.site_thermal]]
 
     def _site_densities(self, psi, phi_n, phi_p, m):
         """(ln n, ln p) per site with each region's statistics."""
@@ -249,6 +338,8 @@ class Device:
         ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params)
         psi_s = u[asm.psi_dof[asm.site_node]]
         m = gather(params.material, asm.site_region)
+        theta = self.site_temperature(u)
+        gap = m.Eg if theta is None else band_gap(m, theta)
         r_surface = asm.interface_recombination(delta, params, ref)
         r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation)) + r_surface
         # robust currents: the carrier balance (sum_k I_p(k) = q int R) fixes one contact's
@@ -274,20 +365,46 @@ class Device:
 
         node_car = lay.node_carrier  # at a split interface: the side of the first region
         has = jnp.asarray(node_car >= 0)
-        nc = jnp.asarray(np.maximum(node_car, 0))
+        lay_pn = np.append(lay.phin_dof, 0)  # (an appended 0 serves nodes without carriers)
+        lay_pp = np.append(lay.phip_dof, 0)
         nan = jnp.nan
         return dict(
             psi=u[asm.psi_dof],
-            phi_n=jnp.where(has, u[asm.phin_dof[nc]], nan),
-            phi_p=jnp.where(has, u[asm.phip_dof[nc]], nan),
+            phi_n=jnp.where(has, u[lay_pn[node_car]], nan),
+            phi_p=jnp.where(has, u[lay_pp[node_car]], nan),
             n=per_node(jnp.exp(ln_n)), p=per_node(jnp.exp(ln_p)),
             R_srh=per_node(r_srh), R_rad=per_node(r_rad), R_auger=per_node(r_aug),
-            Ec=per_node(-(psi_s + m.chi)), Ev=per_node(-(psi_s + m.chi + m.Eg)),
+            Ec=per_node(-(psi_s + m.chi)), Ev=per_node(-(psi_s + m.chi + gap)),
             voltage=v, i_n=i_n, i_p=i_p, i_n_robust=i_n_rob, i_p_robust=i_p_rob,
             recombination=r_total,
             recombination_by_channel=jnp.stack(
                 [jnp.sum(vol * r) for r in (r_srh, r_rad, r_aug)] + [r_surface]),
+            **(self._heat_fields(ref, delta, params, theta) if theta is not None else {}),
         )
+
+    def _heat_fields(self, ref, delta, params, theta):
+        """Temperature and heat-source densities per node, and their integrals (scaled)."""
+        asm = self.asm
+        volume = asm.site_volume if params.geometry is None else params.geometry.site_volume
+        n = self.mesh.n_nodes
+        node_vol = jnp.zeros(n).at[asm.site_node].add(volume)
+        temperature = jnp.zeros(n).at[asm.site_node].add(volume * theta) / node_vol
+        parts = asm.heat_sources(delta, params, ref)  # (H, 4) per thermal set
+        node = jnp.asarray(self.layout.thermal_node)
+        dens = jnp.zeros((n, 4)).at[node].add(parts) / node_vol[:, None]
+        total = jnp.sum(parts, axis=0)
+        return dict(temperature=temperature, heat=dens[:, 0], heat_joule=dens[:, 1],
+                    heat_recombination=dens[:, 2], heat_peltier=dens[:, 0] - dens[:, 1] - dens[:, 2],
+                    light=dens[:, 3], heat_total=total, T_max=jnp.max(asm.temperatures(delta, ref)))
+
+    @cached_property
+    def _site_phi_dofs(self):
+        """(phi_n, phi_p) unknown of each site's carrier set (psi's at insulator sites)."""
+        lay = self.layout
+        psi = lay.psi_dof[self.disc.site_node]
+        car = lay.site_carrier
+        return (np.where(car >= 0, np.append(lay.phin_dof, 0)[car], psi),
+                np.where(car >= 0, np.append(lay.phip_dof, 0)[car], psi))
 
     @cached_property
     def _site_contact_sites(self):
@@ -315,6 +432,14 @@ class Device:
         out["recombination_current_by_channel"] = o["recombination_by_channel"] * cur
         out["current_direct"] = out["i_n"] + out["i_p"]
         out["current"] = out["i_n_robust"] + out["i_p_robust"]
+        if "temperature" in o:
+            p_dens = s.power / s.volume
+            out["temperature"] = o["temperature"] * s.T_ref
+            out["T_max"] = o["T_max"] * s.T_ref
+            out.update({k: o[k] * p_dens for k in ("heat", "heat_joule", "heat_recombination",
+                                                   "heat_peltier", "light")})
+            # (total, Joule, recombination, light) integrated: power units
+            out["heat_by_kind"] = o["heat_total"] * s.power
         return out
 
 

@@ -2,7 +2,10 @@
 
 Two kinds of unknowns (DESIGN.md, "Unknowns"):
 
-* **node fields**, one per mesh node: the potential ``psi`` (later also ``T``);
+* **node fields**, one per mesh node: the potential ``psi``;
+* **thermal fields** (heat on), one lattice temperature ``T`` per *thermal set*: all sites of
+  a node share one, except across an interface with a finite thermal conductance (a
+  temperature jump), which gives each side its own;
 * **carrier fields**, one per *carrier set*: ``phi_n``, ``phi_p``. A carrier set belongs to
   semiconductor sites of one mesh node. At a *continuous* interface (the default) the sites
   of the adjacent semiconductor regions share one carrier set (continuous quasi-Fermi
@@ -12,8 +15,8 @@ Two kinds of unknowns (DESIGN.md, "Unknowns"):
   as the connected components of "same node, and the two regions are not split". Insulator
   sites have no carrier set.
 
-Unknowns are numbered node by node (the node field(s), then the carrier fields of each
-carrier set at that node), so the number of unknowns per node is data, and the matrix
+Unknowns are numbered node by node (psi, the temperature of each thermal set, then the
+carrier fields of each carrier set at that node), so the number of unknowns per node is data, and the matrix
 bandwidth follows the mesh ordering. Current-controlled contacts append one unknown each:
 their voltage.
 """
@@ -80,6 +83,13 @@ class Layout:
     contact_carriers: tuple[np.ndarray, ...]
     voltage_dof: np.ndarray  # (K,) extra unknown of current-controlled contacts, else -1
     links: Links
+    site_thermal: np.ndarray  # (S,) thermal set of each site (-1: heat off)
+    T_dof: np.ndarray  # (H,) temperature unknown of each thermal set
+    thermal_node: np.ndarray  # (H,)
+
+    @property
+    def heat(self) -> bool:
+        return len(self.T_dof) > 0
 
     @property
     def n_carriers(self) -> int:
@@ -102,11 +112,12 @@ def _components(regs: np.ndarray, split: set) -> np.ndarray:
     return np.array([root(i) for i in range(len(regs))])
 
 
-def _carrier_sets(disc: Discretization, semi_site: np.ndarray, split: set) -> np.ndarray:
-    """Carrier-set label of each semiconductor site (-1 elsewhere), numbered node-major.
+def _site_sets(disc: Discretization, semi_site: np.ndarray, split: set) -> np.ndarray:
+    """Set label of each site where ``semi_site`` (-1 elsewhere), numbered node-major.
 
     Sites at a node share a set unless their regions form a split interface; the sets of a
-    node are the connected components of that relation.
+    node are the connected components of that relation (carrier sets over semiconductor
+    sites, thermal sets over all sites).
     """
     label = np.zeros(disc.n_sites, dtype=np.int64)
     if split:
@@ -125,33 +136,47 @@ def _carrier_sets(disc: Discretization, semi_site: np.ndarray, split: set) -> np
     return out
 
 
+def _set_nodes(disc: Discretization, label: np.ndarray, n_nodes: int):
+    """(node of each set, first set of each node or -1, count of sets per node)."""
+    has = label >= 0
+    n_set = int(label.max()) + 1 if has.any() else 0
+    set_node = np.zeros(n_set, dtype=np.int64)
+    set_node[label[has]] = disc.site_node[has]
+    first = np.full(n_nodes, n_set, dtype=np.int64)
+    np.minimum.at(first, set_node, np.arange(n_set))
+    first[first == n_set] = -1
+    return set_node, first, np.bincount(set_node, minlength=n_nodes)
+
+
 def build_layout(disc: Discretization, semiconductor: np.ndarray,
-                 contacts: tuple[ContactSpec, ...], interfaces=()) -> Layout:
+                 contacts: tuple[ContactSpec, ...], interfaces=(), heat: bool = False,
+                 thermal_split=()) -> Layout:
     """Number the unknowns for a discretisation; ``semiconductor`` flags each region.
 
     ``interfaces``: sequence of (region index a, region index b, split) for every interface
     that has a link (a flux kernel, interface recombination or sheet charge); ``split``
-    gives the two sides their own carrier sets.
+    gives the two sides their own carrier sets. ``heat`` adds the temperature unknowns;
+    ``thermal_split``: region pairs (a, b) whose interface carries a temperature jump.
     """
     semiconductor = np.asarray(semiconductor, dtype=bool)
     n_nodes = disc.mesh.n_nodes
     semi_site = semiconductor[disc.site_region]
     split = {frozenset((int(a), int(b))) for a, b, sp in interfaces if sp}
-    site_carrier = _carrier_sets(disc, semi_site, split)
-    n_car = int(site_carrier.max()) + 1 if semi_site.any() else 0
-    carrier_node = np.zeros(n_car, dtype=np.int64)
-    carrier_node[site_carrier[semi_site]] = disc.site_node[semi_site]
-    sets_per_node = np.bincount(carrier_node, minlength=n_nodes)
-    node_carrier = np.full(n_nodes, n_car, dtype=np.int64)  # first carrier set of each node
-    np.minimum.at(node_carrier, carrier_node, np.arange(n_car))
-    node_carrier[node_carrier == n_car] = -1
+    site_carrier = _site_sets(disc, semi_site, split)
+    carrier_node, node_carrier, sets_per_node = _set_nodes(disc, site_carrier, n_nodes)
+    n_car = len(carrier_node)
+    all_sites = np.full(disc.n_sites, heat)
+    site_thermal = _site_sets(disc, all_sites, {frozenset((int(a), int(b))) for a, b in thermal_split})
+    thermal_node, node_thermal, thermal_per_node = _set_nodes(disc, site_thermal, n_nodes)
 
-    # node-major numbering: psi, then (phi_n, phi_p) of each carrier set of the node
-    per_node = len(NODE_FIELDS) + len(CARRIER_FIELDS) * sets_per_node
+    # node-major numbering: psi, T of each thermal set, (phi_n, phi_p) of each carrier set
+    per_node = len(NODE_FIELDS) + thermal_per_node + len(CARRIER_FIELDS) * sets_per_node
     start = np.concatenate([[0], np.cumsum(per_node)[:-1]])
     psi_dof = start
+    t_rank = np.arange(len(thermal_node)) - node_thermal[thermal_node]
+    T_dof = start[thermal_node] + 1 + t_rank
     rank = np.arange(n_car) - node_carrier[carrier_node]  # index of the set within its node
-    phin_dof = start[carrier_node] + 1 + 2 * rank
+    phin_dof = start[carrier_node] + 1 + thermal_per_node[carrier_node] + 2 * rank
     phip_dof = phin_dof + 1
     n_dof = int(per_node.sum())
 
@@ -189,6 +214,7 @@ def build_layout(disc: Discretization, semiconductor: np.ndarray,
         contacts=tuple(contacts), contact_nodes=tuple(contact_nodes),
         contact_site=tuple(contact_site), contact_carriers=tuple(contact_carriers),
         voltage_dof=voltage_dof, links=_links(disc, site_carrier, interfaces),
+        site_thermal=site_thermal, T_dof=T_dof, thermal_node=thermal_node,
     )
 
 

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .params import Interface, Material
-from .units import CM2_VS, CM3, Scales
+from .units import CM2_VS, CM3, KB, Q, Scales
+
+KB_EV = KB / Q  # eV/K
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,13 @@ class MaterialSpec:
     Nc/Nv are the site densities N0 and the affinity/gap place the Gaussian centres, LUMO and
     HOMO; ``disorder_n_eV``/``disorder_p_eV`` are their widths sigma). ``poole_frenkel_n``/``_p``:
     gamma in (cm/V)^1/2, mu = mu0 exp(gamma sqrt(|F|)).
+
+    Values are at 300 K; the temperature laws of :mod:`pvsim.physics.thermal` carry them to
+    the simulation temperature and, with heat on, to the local lattice temperature:
+    ``thermal_conductivity_W_mK`` (needed with heat on) ~ (T/300 K)^-``kappa_T_exponent``,
+    ``band_gap_T_coeff_eV_K`` (dE_g/dT), mobility ~ (T/300 K)^-``mobility_T_exponent_n``
+    times exp(-(2 sigma/3kT)^2) with sigma = ``mobility_disorder_n_eV`` (Gaussian disorder;
+    0: off), ``photon_energy_eV`` (default E_g(T) + kT) for the light leaving the device.
     """
 
     kind: str = "semiconductor"
@@ -47,6 +56,14 @@ class MaterialSpec:
     disorder_p_eV: float = 0.0
     poole_frenkel_n: float = 0.0
     poole_frenkel_p: float = 0.0
+    thermal_conductivity_W_mK: float | None = None
+    kappa_T_exponent: float = 0.0
+    band_gap_T_coeff_eV_K: float = 0.0
+    mobility_T_exponent_n: float = 0.0
+    mobility_T_exponent_p: float = 0.0
+    mobility_disorder_n_eV: float = 0.0
+    mobility_disorder_p_eV: float = 0.0
+    photon_energy_eV: float | None = None
 
     @property
     def is_semiconductor(self) -> bool:
@@ -58,9 +75,18 @@ def _column(specs, f):
     return jnp.asarray(np.array([f(s) for s in specs], dtype=float))
 
 
+T_MATERIAL = 300.0  # K, the temperature at which material values are given
+
+
 def scaled_material(specs: list[MaterialSpec], scales: Scales) -> Material:
-    """Stack per-region specs into scaled (R,) arrays."""
+    """Stack per-region specs into scaled (R,) arrays at the simulation temperature."""
     kT = scales.V_T  # eV per kT
+    ratio = scales.T_ref / T_MATERIAL
+    band = lambda s: s.statistics != "gauss_fermi"  # noqa: E731  (Nc ~ T^3/2)
+
+    def mobility(s, mu, gamma, sigma):  # the 300 K value carried to T_ref
+        gdm = (2 * sigma / (3 * KB_EV)) ** 2 * (1 / scales.T_ref**2 - 1 / T_MATERIAL**2)
+        return mu * CM2_VS / scales.mu_ref * ratio**-gamma * np.exp(-gdm)
 
     col = partial(_column, specs)
     rate = scales.rate
@@ -70,11 +96,11 @@ def scaled_material(specs: list[MaterialSpec], scales: Scales) -> Material:
     return Material(
         eps_r=col(lambda s: s.eps_r),
         chi=col(lambda s: s.electron_affinity_eV / kT),
-        Eg=col(lambda s: s.band_gap_eV / kT),
-        lnNc=col(lambda s: np.log(s.Nc_cm3 * CM3 / scales.N_ref)),
-        lnNv=col(lambda s: np.log(s.Nv_cm3 * CM3 / scales.N_ref)),
-        mu_n=col(lambda s: s.mu_n_cm2_Vs * CM2_VS / scales.mu_ref),
-        mu_p=col(lambda s: s.mu_p_cm2_Vs * CM2_VS / scales.mu_ref),
+        Eg=col(lambda s: (s.band_gap_eV + s.band_gap_T_coeff_eV_K * (scales.T_ref - T_MATERIAL)) / kT),
+        lnNc=col(lambda s: np.log(s.Nc_cm3 * CM3 / scales.N_ref) + 1.5 * band(s) * np.log(ratio)),
+        lnNv=col(lambda s: np.log(s.Nv_cm3 * CM3 / scales.N_ref) + 1.5 * band(s) * np.log(ratio)),
+        mu_n=col(lambda s: mobility(s, s.mu_n_cm2_Vs, s.mobility_T_exponent_n, s.mobility_disorder_n_eV)),
+        mu_p=col(lambda s: mobility(s, s.mu_p_cm2_Vs, s.mobility_T_exponent_p, s.mobility_disorder_p_eV)),
         tau_n=col(lambda s: tau(s.tau_n_s)),
         tau_p=col(lambda s: tau(s.tau_p_s)),
         Et=col(lambda s: s.trap_level_eV / kT),
@@ -86,6 +112,16 @@ def scaled_material(specs: list[MaterialSpec], scales: Scales) -> Material:
         # gamma sqrt(F[V/cm]) = gamma sqrt(V_T / (100 L_ref)) sqrt(F_scaled)
         pf_n=col(lambda s: s.poole_frenkel_n) * np.sqrt(kT / (100 * scales.L_ref)),
         pf_p=col(lambda s: s.poole_frenkel_p) * np.sqrt(kT / (100 * scales.L_ref)),
+        kappa=col(lambda s: (s.thermal_conductivity_W_mK or 0.0) * ratio**-s.kappa_T_exponent
+                  / scales.conductivity),
+        kappa_exp=col(lambda s: s.kappa_T_exponent),
+        dEg=col(lambda s: s.band_gap_T_coeff_eV_K * scales.T_ref / kT),
+        dos_exp=col(lambda s: 1.5 * band(s)),
+        mu_exp_n=col(lambda s: s.mobility_T_exponent_n),
+        mu_exp_p=col(lambda s: s.mobility_T_exponent_p),
+        mu_gdm_n=col(lambda s: (2 * s.mobility_disorder_n_eV / (3 * kT)) ** 2),
+        mu_gdm_p=col(lambda s: (2 * s.mobility_disorder_p_eV / (3 * kT)) ** 2),
+        photon=col(lambda s: (s.photon_energy_eV or 0.0) / kT),
     )
 
 
@@ -120,6 +156,7 @@ class InterfaceSpec:
     s_p_cm_s: float = 0.0
     trap_level_eV: float = 0.0
     sheet_charge_cm2: float = 0.0
+    thermal_conductance_MW_m2K: float | None = None  # heat: a temperature jump (Kapitza)
 
     @property
     def split(self) -> bool:

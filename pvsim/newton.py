@@ -25,7 +25,11 @@ unknown of a current-controlled contact moves by at most max_step per iteration:
 current the linearised I(V) asks for absurd voltage jumps, and the terminal current grows
 like exp(V/V_T).
 
-Projection: without generation, the quasi-Fermi potentials obey a maximum principle: they
+Heat on: the temperature is frozen (its rows decoupled: T = current value) until an
+update is below ``thermal_lag`` (V_T units), then the system is fully coupled; temperature
+updates are log-damped beyond ``max_step_T`` (units of T_ref) and at most halve T.
+
+Projection: without generation and heat, the quasi-Fermi potentials obey a maximum principle: they
 stay between the lowest and the highest contact voltage. Updates are projected onto that
 range widened by ``qfl_bounds`` V_T (None switches this off, e.g. under illumination). It
 keeps the barely-determined quasi-Fermi level of a carrier that is ~1e-15 of the majority
@@ -82,6 +86,8 @@ class NewtonOptions:
     chord_switch: float = 0.5
     chord_contraction: float = 0.1
     qfl_bounds: float | None = 2.0
+    max_step_T: float = 0.1  # lattice temperature updates, units of T_ref (log-damped beyond)
+    thermal_lag: float = 1.0  # temperature held while the electrical update exceeds this (V_T)
 
 
 def log_damp(du, c):
@@ -113,19 +119,30 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
     restores that precision for the terminal currents.
     """
 
-    def full(ref, u, fact):
+    thermal = jnp.zeros(asm.n_dof, bool).at[asm.T_dof].set(True)
+    t_entry = thermal[asm.rows] | thermal[asm.cols]
+    t_diag = thermal[asm.rows] & (asm.rows == asm.cols)
+
+    def frozen_rows(f, frozen):
+        return jnp.where(thermal & frozen, 0.0, f) if asm.heat else f
+
+    def full(ref, u, fact, frozen):
         f, vals = asm.residual_and_jacobian(u, params, ref=ref)
+        if asm.heat:  # frozen temperature: T rows become T = current value, decoupled
+            vals = jnp.where(frozen & t_entry, jnp.where(t_diag, 1.0, 0.0), vals)
+        f = frozen_rows(f, frozen)
         du, fact = solver.factor_solve(vals, -f, asm.rows, asm.cols)
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
-    def chord(ref, u, fact):
-        f = asm.residual(u, params, ref=ref)
+    def chord(ref, u, fact, frozen):
+        f = frozen_rows(asm.residual(u, params, ref=ref), frozen)
         du = solver.resolve(fact, -f, asm.rows, asm.cols)
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
     carrier = jnp.zeros(asm.n_dof, bool).at[asm.phin_dof].set(True).at[asm.phip_dof].set(True)
-    # the maximum principle holds without generation only
-    margin = jnp.where(jnp.any(params.generation != 0), jnp.inf, options.qfl_bounds or jnp.inf)
+    # the maximum principle holds without generation only, and at uniform temperature
+    # (thermoelectric voltages may take quasi-Fermi levels beyond the contact voltages)
+    margin = jnp.where(jnp.any(params.generation != 0) | asm.heat, jnp.inf, options.qfl_bounds or jnp.inf)
 
     def project_quasi_fermi(ref, u_try):
         """Keep phi_n, phi_p within the contact voltages +- margin (V_T units)."""
@@ -139,17 +156,22 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         True, mode="drop")
 
     def body(state):
-        ref, u, fact, it, nfac, upd, res, status, use_chord = state
+        ref, u, fact, it, nfac, upd, res, status, use_chord, frozen = state
         if options.chord:
-            du, fact_new, res_new = jax.lax.cond(use_chord, chord, full, ref, u, fact)
+            du, fact_new, res_new = jax.lax.cond(use_chord, chord, full, ref, u, fact, frozen)
         else:  # no cond: under vmap a cond runs both branches (and batches the pattern)
-            du, fact_new, res_new = full(ref, u, fact)
+            du, fact_new, res_new = full(ref, u, fact, frozen)
+        # the temperature waits (frozen) until the electrical update is small: the heat
+        # sources of a far-off electrical state are meaningless
+        frozen_next = frozen & (jnp.max(jnp.abs(du)) > options.thermal_lag)
         dv = jnp.max(jnp.where(v_mask, jnp.abs(du), 0.0))
         du = du * jnp.where(dv > options.max_step, options.max_step / jnp.where(dv > 0, dv, 1.0), 1.0)
         m = jnp.max(jnp.abs(du))
         finite = jnp.isfinite(m) & jnp.isfinite(res_new)
         du = jnp.where(carrier, jnp.clip(du, -options.max_step, options.max_step),
-                       log_damp(du, options.max_step))
+                       jnp.where(thermal, log_damp(du, options.max_step_T), log_damp(du, options.max_step)))
+        if asm.heat:  # the temperature at most halves per step
+            du = jnp.where(thermal, jnp.maximum(du, -0.5 * (ref + u)), du)
         if options.qfl_bounds is not None:
             du = project_quasi_fermi(ref, u + du) - u  # exact where not clipped
         running = status < 0
@@ -157,27 +179,27 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         it_new = jnp.where(running, it + 1, it)
         nfac_new = jnp.where(running & ~use_chord, nfac + 1, nfac)
         new_status = jnp.where(~finite, NOT_FINITE,
-                               jnp.where(m <= options.tol, CONVERGED,
+                               jnp.where((m <= options.tol) & ~frozen, CONVERGED,
                                          jnp.where(it_new >= options.max_iter, MAX_ITER, -1)))
         contracting = jnp.where(use_chord, m <= options.chord_contraction * upd, True)
-        next_chord = options.chord & finite & (m < options.chord_switch) & contracting
+        next_chord = options.chord & finite & (m < options.chord_switch) & contracting & (frozen == frozen_next)
         keep = lambda new, old: jnp.where(running, new, old)  # noqa: E731
         return (ref, u_new, jax.tree_util.tree_map(keep, fact_new, fact), it_new, nfac_new,
                 keep(m, upd), keep(res_new, res), keep(new_status, status),
-                keep(next_chord, use_chord))
+                keep(next_chord, use_chord), keep(frozen_next, frozen))
 
     def cond(state):
         return jnp.any(state[7] < 0)
 
     zero = jnp.asarray(0)
     state = (u0, jnp.zeros_like(u0), empty_factorization(asm), zero, zero, jnp.asarray(jnp.inf),
-             jnp.asarray(jnp.inf), jnp.asarray(-1), jnp.asarray(False))
-    ref, delta, fact, it, nfac, upd, res, status, _ = jax.lax.while_loop(cond, body, state)
+             jnp.asarray(jnp.inf), jnp.asarray(-1), jnp.asarray(False), jnp.asarray(asm.heat))
+    ref, delta, fact, it, nfac, upd, res, status, _, _ = jax.lax.while_loop(cond, body, state)
     rebase = (status == CONVERGED) & (jnp.max(jnp.abs(delta)) > 1.0)
     # after re-basing, a full step: a chord step's error reduction (~1e-2) would not remove
     # the rounding of the collapsed state, and its tiny update would pass the test at once
     state = (jnp.where(rebase, ref + delta, ref), jnp.where(rebase, 0.0, delta), fact, it, nfac,
-             upd, res, jnp.where(rebase, -1, status), jnp.asarray(False))
-    ref, delta, fact, it, nfac, upd, res, status, _ = jax.lax.while_loop(cond, body, state)
+             upd, res, jnp.where(rebase, -1, status), jnp.asarray(False), jnp.asarray(False))
+    ref, delta, fact, it, nfac, upd, res, status, _, _ = jax.lax.while_loop(cond, body, state)
     return NewtonResult(u=ref + delta, ref=ref, delta=delta, status=status, iterations=it,
                         factorizations=nfac, residual=res, update=upd, factorization=fact)

@@ -40,6 +40,16 @@ class Material:
     sigma_p: jax.Array
     pf_n: jax.Array  # Poole–Frenkel coefficient: mu = mu0 exp(pf sqrt(|d psi| / length))
     pf_p: jax.Array
+    # temperature laws and heat (see :mod:`pvsim.physics.thermal`; None: isothermal use only)
+    kappa: jax.Array | None = None  # thermal conductivity at T_ref / Scales.conductivity
+    kappa_exp: jax.Array | None = None  # kappa ~ theta^-kappa_exp
+    dEg: jax.Array | None = None  # dE_g/dT * T_ref / kT_ref
+    dos_exp: jax.Array | None = None  # Nc, Nv ~ theta^dos_exp (1.5 bands, 0 Gauss–Fermi)
+    mu_exp_n: jax.Array | None = None  # mobility power law exponent gamma
+    mu_exp_p: jax.Array | None = None
+    mu_gdm_n: jax.Array | None = None  # Gaussian-disorder coefficient (2 sigma / 3 kT_ref)^2
+    mu_gdm_p: jax.Array | None = None
+    photon: jax.Array | None = None  # photon energy / kT_ref, or <= 0: E_g(T) + kT
 
 
 @_pytree
@@ -61,6 +71,20 @@ class Interface:
     s_p: jax.Array
     trap: jax.Array  # surface trap level relative to the effective midgap / kT
     sheet: jax.Array  # fixed sheet charge / (q N_ref L_ref)
+
+
+@_pytree
+@dataclass(frozen=True)
+class Thermal:
+    """Heat boundary and interface parameters, scaled (temperatures by T_ref, heat-transfer
+    coefficients and conductances by Scales.conductance)."""
+
+    fixed_T: jax.Array  # (Bf,) temperature of each fixed-temperature boundary
+    robin_h: jax.Array  # (Br,) heat-transfer coefficient of each Robin boundary
+    robin_T: jax.Array  # (Br,) ambient temperature of each Robin boundary
+    conductance: jax.Array  # (I,) interface thermal conductance (inf: no jump)
+    escape: jax.Array  # () fraction of the radiated photon energy that leaves the device
+    source: jax.Array  # (R,) external heat source per region (absorbed light, ...) / power density
 
 
 @_pytree
@@ -90,6 +114,7 @@ class Params:
     contact_v_n: jax.Array  # (K,) surface recombination velocities of Schottky contacts
     contact_v_p: jax.Array
     geometry: Geometry | None = None  # None: the mesh's own geometry (precomputed)
+    thermal: Thermal | None = None  # heat on: boundary and interface parameters
 
 
 def gather(tree, index):

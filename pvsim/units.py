@@ -14,6 +14,10 @@ rate           R * L_ref^2 / (mu_ref V_T N_ref)         (continuity balance)
 current        I / (q mu_ref V_T N_ref L_ref^(d-2))     d = 3 for axisymmetric
 velocity       v L_ref / (mu_ref V_T)                   (interface and contact fluxes)
 sheet charge   sigma / (q N_ref L_ref)
+temperature    T / T_ref                                (lattice temperature theta)
+power          P / (current V_T)                        heat rows balance power
+conductivity   kappa T_ref / (q mu_ref V_T^2 N_ref)     W/(m K)
+conductance    h T_ref L_ref / (q mu_ref V_T^2 N_ref)   W/(m^2 K): Robin, interfaces
 =============  =======================================  ==========================
 
 Poisson in these units reads ``lambda2 * div(eps_r grad psi) = -(p - n + C)`` with
@@ -101,6 +105,21 @@ class Scales:
     def scott_malliaras(self) -> float:
         """16 pi eps0 (kT)^2 mu_ref / q^3 in scaled velocity units (times eps_r mu_hat)."""
         return 16 * math.pi * EPS0 * (KB * self.T_ref) ** 2 * self.mu_ref / Q**3 / self.velocity
+
+    @property
+    def power(self) -> float:
+        """Unit of scaled power: W (3D, axisymmetric), W/m (2D), W/m^2 (1D)."""
+        return self.current * self.V_T
+
+    @property
+    def conductivity(self) -> float:
+        """W/(m K) per unit of scaled thermal conductivity."""
+        return Q * self.mu_ref * self.V_T**2 * self.N_ref / self.T_ref
+
+    @property
+    def conductance(self) -> float:
+        """W/(m^2 K) per unit of scaled heat-transfer coefficient or interface conductance."""
+        return self.conductivity / self.L_ref
 
     @property
     def volume(self) -> float:
