@@ -86,6 +86,15 @@ class MaterialSection(_Model):
     disorder_p_eV: Annotated[float, Field(ge=0, le=0.3)] = 0.0
     poole_frenkel_n: NonNeg = 0.0  # (cm/V)^1/2
     poole_frenkel_p: NonNeg = 0.0
+    # heat and temperature laws (values at 300 K; see docs/physics.md, "Heat")
+    thermal_conductivity_W_mK: Pos | None = None
+    kappa_T_exponent: Annotated[float, Field(ge=-3, le=3)] = 0.0
+    band_gap_T_coeff_eV_K: Annotated[float, Field(ge=-2e-3, le=2e-3)] = 0.0
+    mobility_T_exponent_n: Annotated[float, Field(ge=-5, le=5)] = 0.0
+    mobility_T_exponent_p: Annotated[float, Field(ge=-5, le=5)] = 0.0
+    mobility_disorder_n_eV: Annotated[float, Field(ge=0, le=0.3)] = 0.0
+    mobility_disorder_p_eV: Annotated[float, Field(ge=0, le=0.3)] = 0.0
+    photon_energy_eV: Pos | None = None
 
     @model_validator(mode="after")
     def _gap(self):
@@ -157,6 +166,7 @@ class InterfaceSection(_Model):
     s_p_cm_s: NonNeg = 0.0
     trap_level_eV: float = 0.0
     sheet_charge_cm2: float = 0.0
+    thermal_conductance_MW_m2K: Pos | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -213,6 +223,26 @@ class SweepSection(_Model):
         return [self.start_V + sign * k * self.step_V for k in range(n + 1)] + list(self.extra_V)
 
 
+class ThermalBoundarySection(_Model):
+    name: str
+    type: Literal["fixed", "robin"] = "fixed"
+    temperature_K: Annotated[float, Field(ge=40, le=1000)] = 300.0
+    h_W_m2K: Pos | None = None
+
+    @model_validator(mode="after")
+    def _h(self):
+        if (self.type == "robin") != (self.h_W_m2K is not None):
+            raise ValueError("'h_W_m2K' (heat-transfer coefficient, e.g. h_W_m2K = 1e4) is required by, "
+                             "and only used by, type = \"robin\" boundaries")
+        return self
+
+
+class HeatSection(_Model):
+    escape_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2
+    sources_W_m3: dict[str, float] = {}
+    boundaries: Annotated[list[ThermalBoundarySection], Field(min_length=1)]
+
+
 class SolverSection(_Model):
     tolerance: Pos = 1e-9
     max_iterations: Annotated[int, Field(ge=1, le=500)] = 40
@@ -230,6 +260,7 @@ class Case(_Model):
     interfaces: list[InterfaceSection] = []
     sweep: SweepSection | None = None
     solver: SolverSection = SolverSection()
+    heat: HeatSection | None = None
 
 
 # --------------------------------------------------------------------------- errors
@@ -241,10 +272,13 @@ _EXAMPLES = {
     "work_function_eV": "work_function_eV = 5.1", "file": 'file = "meshes/diode_2d.msh"',
     "contact": 'contact = "anode"', "material": 'material = "silicon"',
     "tau_n_s": "tau_n_s = 1e-5", "tau_p_s": "tau_p_s = 1e-5", "region": 'region = "htl"',
+    "thermal_conductivity_W_mK": "thermal_conductivity_W_mK = 0.4",
+    "boundaries": '[[heat.boundaries]]\nname = "anode"\ntype = "fixed"\ntemperature_K = 300',
 }
 _KNOWN_KEYS = sorted({f for m in (SimulationSection, LayerSection, MeshSection, MaterialSection,
                                   DopingSection, RegionSection, ContactSection, SweepSection, InterfaceSection,
-                                  SolverSection, Case) for f in m.model_fields})
+                                  SolverSection, HeatSection, ThermalBoundarySection, Case)
+                      for f in m.model_fields})
 
 
 def _explain(err: dict, source: str) -> str:
@@ -369,15 +403,36 @@ def build_device(case: Case, base: Path):
         fields["regions"] = tuple(itf.regions)
         interfaces.append(InterfaceSpec(**fields))
     wf = {n: c.work_function_eV for n, c in case.contacts.items() if c.work_function_eV}
+    heat = _heat_spec(case, mesh)
     s = case.solver
     try:
         return Device(mesh=mesh, materials=materials, contacts=contacts, doping=doping,
                       work_functions_eV=wf, temperature_K=case.simulation.temperature_K,
-                      interfaces=tuple(interfaces), linear_solver=s.linear_solver,
+                      interfaces=tuple(interfaces), linear_solver=s.linear_solver, heat=heat,
                       newton=NewtonOptions(tol=s.tolerance, max_iter=s.max_iterations,
                                            max_step=s.max_step))
     except ValueError as exc:  # physical inconsistencies found while building the device
         raise CaseError(f"{exc}.".replace("..", ".")) from None
+
+
+def _heat_spec(case: Case, mesh):
+    """The device's HeatSpec from the [heat] section (None: isothermal)."""
+    from .device import HeatSpec, ThermalBoundary
+
+    h = case.heat
+    if h is None:
+        return None
+    for k, b in enumerate(h.boundaries):
+        if b.name not in mesh.boundaries:
+            raise CaseError(f"[[heat.boundaries]] #{k + 1}: the mesh has no boundary '{b.name}'; its "
+                            f"boundary groups are {sorted(mesh.boundaries)}.")
+    for r in h.sources_W_m3:
+        if r not in mesh.regions:
+            raise CaseError(f"[heat] sources_W_m3: the mesh has no region '{r}'; its regions are "
+                            f"{sorted(mesh.regions)}.")
+    return HeatSpec(boundaries=tuple(ThermalBoundary(b.name, b.type, b.temperature_K, b.h_W_m2K or 0.0)
+                                     for b in h.boundaries),
+                    escape_fraction=h.escape_fraction, sources_W_m3=dict(h.sources_W_m3))
 
 
 def _material_spec(m: MaterialSection, T: float, cls):

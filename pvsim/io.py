@@ -28,6 +28,15 @@ _NODE_FIELDS = {
     "Ec": ("Ec", "eV", "conduction band edge (energy; 0 = Fermi level of a grounded contact)"),
     "Ev": ("Ev", "eV", "valence band edge"),
 }
+_HEAT_FIELDS = {
+    "heat": ("heat", "W m-3", "heat source density (all kinds; negative: cooling)"),
+    "heat_joule": ("heat_joule", "W m-3", "Joule heat: carrier flux times quasi-Fermi drop"),
+    "heat_recombination": ("heat_recombination", "W m-3",
+                           "recombination heat R (pi_p - pi_n) less the light leaving"),
+    "heat_peltier": ("heat_peltier", "W m-3",
+                     "Peltier and Thomson heat (heterointerfaces, contacts, gradients)"),
+    "light": ("light", "W m-3", "power density leaving as light (escape fraction of R_rad hbar omega)"),
+}
 
 
 def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bool = True) -> xr.Dataset:
@@ -62,6 +71,18 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
         flag_meanings=" ".join(dev.disc.region_names)))
     for name, (key, units, long) in _NODE_FIELDS.items():
         ds[name] = (("bias", "node"), stack(key), dict(units=units, long_name=long))
+    heat = bool(obs) and "temperature" in obs[0]
+    temp = stack("temperature") if heat else np.full((len(pts), mesh.n_nodes), dev.temperature_K)
+    ds["temperature"] = (("bias", "node"), temp, dict(units="K", long_name="lattice temperature"))
+    if heat:
+        pu = {1: "W m-2", 2: "W m-1", 3: "W"}[dev.scales.dim_eff]
+        for name, (key, units, long) in _HEAT_FIELDS.items():
+            ds[name] = (("bias", "node"), stack(key), dict(units=units, long_name=long))
+        by_kind = stack("heat_by_kind")
+        ds["dissipated_power"] = ("bias", by_kind[:, 0], dict(
+            units=pu, long_name="heat released in the device (integral of heat)"))
+        ds["light_power"] = ("bias", by_kind[:, 3], dict(units=pu, long_name="power leaving as light"))
+        ds["peak_temperature"] = ("bias", stack("T_max"), dict(units="K", long_name="peak lattice temperature"))
     ds["voltage"] = (("bias", "contact"), stack("voltage"), dict(units="V", long_name="contact voltage"))
     for name, key, long in [
         ("current", "current", "terminal current into the device (robust extraction)"),

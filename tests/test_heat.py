@@ -164,3 +164,77 @@ def _cylinder_device(mesh):
                   (ContactSpec("outer", kind="work_function"),),
                   heat=HeatSpec(boundaries=(ThermalBoundary("outer", "robin", T_AMB, H_ROBIN),),
                                 sources_W_m3=dict(zip(["core", "shell"], SOURCE))))
+
+
+# --------------------------------------------------------------- electrothermal resistor
+ND, MU0, GAMMA, LENGTH = 1e17, 100.0, 1.5, 1e-6  # cm^-3, cm^2/(V s), mu ~ T^-1.5, m
+
+
+def _resistor(kappa=1.0, heat=True, n_cells=100):
+    mesh = layer_stack([Layer("bar", LENGTH, LENGTH / n_cells)], "left", "right")
+    mat = MaterialSpec(eps_r=10.0, electron_affinity_eV=4.0, band_gap_eV=1.5, Nc_cm3=1e19,
+                       Nv_cm3=1e19, mu_n_cm2_Vs=MU0, mu_p_cm2_Vs=MU0, mobility_T_exponent_n=GAMMA,
+                       mobility_T_exponent_p=GAMMA, thermal_conductivity_W_mK=kappa)
+    spec = HeatSpec(boundaries=(ThermalBoundary("left"), ThermalBoundary("right"))) if heat else None
+    return Device(mesh, {"bar": mat}, (ContactSpec("left"), ContactSpec("right")),
+                  doping={"bar": [DopingProfile(donors_cm3=ND)]}, heat=spec)
+
+
+def _ramp(dev, volts):
+    """Solve up the bias ramp (continuation); (current into 'right', T_max) at each voltage."""
+    u = None
+    out = []
+    for v in volts:
+        p = dev.params([0.0, v])
+        r = dev.solve(dev.initial_guess(p) if u is None else u, p)
+        assert bool(r.converged), v
+        u = r.u
+        o = dev.observe(r.ref, p, r.delta)
+        out.append((o["current"][1], o.get("T_max", 300.0)))
+    return out
+
+
+def _resistor_bvp(volts, kappa=1.0):
+    """-(kappa T')' = J E + (3/2)(k/q) J T' (Joule + Thomson heat of the Kelvin thermopower),
+    E = J / sigma(T), sigma = q N_D mu0 (T/300)^-gamma, T = 300 K at both ends, int E = -V."""
+    sigma0 = Q * ND * 1e6 * MU0 * 1e-4
+    j0 = sigma0 * volts / LENGTH  # isothermal current density
+    heat0 = LENGTH ** 2 / (300.0 * kappa)  # (heat density) -> d(flux)/d(xi), scaled
+
+    def rhs(xi, y, p):  # xi = x/L; y = (T/300, flux L/(300 kappa), int E dx / V); p = J/j0
+        t, _, _ = y
+        j = p[0] * j0
+        e = j / (sigma0 * t ** -GAMMA)
+        dt = -y[1]
+        return np.vstack([dt, heat0 * (j * e + 1.5 * KB / Q * j * dt * 300.0 / LENGTH),
+                          e * LENGTH / volts])
+
+    def bc(ya, yb, p):
+        return np.array([ya[0] - 1.0, yb[0] - 1.0, ya[2], yb[2] + 1.0])
+
+    xi = np.linspace(0.0, 1.0, 101)
+    guess = np.vstack([np.ones_like(xi), np.zeros_like(xi), -xi])
+    sol = solve_bvp(rhs, bc, xi, guess, p=[-1.0], tol=1e-10, max_nodes=100000)
+    assert sol.success
+    return -sol.p[0] * j0, 300.0 * sol.sol(np.linspace(0.0, 1.0, 20001))[0].max()
+
+
+def test_electrothermal_resistor_matches_bvp():
+    volts = [0.5, 1.0, 1.5, 2.0]
+    results = _ramp(_resistor(), volts)
+    for v, (current, t_max) in zip(volts[1:], results[1:]):
+        j_ref, t_ref = _resistor_bvp(v)
+        assert t_max - 300.0 > 10.0  # a real electrothermal problem: tens of kelvin
+        assert abs(current / j_ref - 1) < 2e-3
+        assert abs((t_max - 300.0) / (t_ref - 300.0) - 1) < 2e-3
+
+
+def test_large_conductivity_approaches_isothermal_as_one_over_kappa():
+    i_iso = _ramp(_resistor(heat=False), [0.5, 1.0])[-1][0]
+    d_i, d_t = [], []
+    for kappa in (10.0, 100.0, 1000.0):
+        i_k, t_k = _ramp(_resistor(kappa), [0.5, 1.0])[-1]
+        d_i.append(i_iso - i_k)
+        d_t.append(t_k - 300.0)
+    for d in (d_i, d_t):
+        assert d[0] > 0 and np.allclose(np.array(d[1:]) / np.array(d[:-1]), 0.1, rtol=0.03)

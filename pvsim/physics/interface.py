@@ -63,7 +63,8 @@ def mean_transmission(phi, b):
 
     phi: barrier height / kT (>= 0); b = 2 d sqrt(2 m_b kT) / hbar (>= 0).
     """
-    root = jnp.sqrt(jnp.maximum(phi, 0.0))
+    pos = phi > 0  # double where: a finite derivative at phi = 0 (no barrier)
+    root = jnp.where(pos, jnp.sqrt(jnp.where(pos, phi, 1.0)), 0.0)
     return jnp.exp(-b * root) * (1.0 + b * dawsn(root - 0.5 * b)) + jnp.exp(-phi) * b * dawsn(0.5 * b)
 
 
