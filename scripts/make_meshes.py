@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from pvsim.geometry import diode_2d
+from pvsim.geometry import diode_2d, micro_aperture_axisym
 
 HERE = Path(__file__).resolve().parent.parent / "meshes"
 
@@ -13,3 +13,6 @@ if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     mesh = diode_2d(msh_path=HERE / "diode_2d.msh")
     print("meshes/diode_2d.msh:", mesh.summary())
+    mesh = micro_aperture_axisym(opening_radius=400.0, outer_radius=1500.0, htl=30.0, substrate=100.0,
+                                 msh_path=HERE / "aperture_axisym.msh")
+    print("meshes/aperture_axisym.msh:", mesh.summary())

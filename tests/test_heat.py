@@ -221,12 +221,14 @@ def _resistor_bvp(volts, kappa=1.0):
 
 def test_electrothermal_resistor_matches_bvp():
     volts = [0.5, 1.0, 1.5, 2.0]
-    results = _ramp(_resistor(), volts)
+    dev = _resistor()
+    results = _ramp(dev, volts)
     for v, (current, t_max) in zip(volts[1:], results[1:]):
         j_ref, t_ref = _resistor_bvp(v)
         assert t_max - 300.0 > 10.0  # a real electrothermal problem: tens of kelvin
         assert abs(current / j_ref - 1) < 2e-3
         assert abs((t_max - 300.0) / (t_ref - 300.0) - 1) < 2e-3
+    assert dev._solve._cache_size() == 1  # one compilation serves every bias point
 
 
 def test_large_conductivity_approaches_isothermal_as_one_over_kappa():
