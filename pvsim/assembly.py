@@ -67,17 +67,17 @@ def _diff(ref, du, i, j):
     return (ref[i] - ref[j]) + (du[i] - du[j])
 
 
-def _offsets(psi, phi_n, phi_p, theta, m, m_ref, held):
-    """(pi_n - pi_ref,n, pi_p - pi_ref,p) of a site, psi-free (see the heat note above)."""
-    own_n, own_p = transport_potentials(0.0, theta, m)
-    ref_n, ref_p = transport_potentials(0.0, theta, m_ref)
-    return (own_n - jnp.where(held, phi_n - psi, ref_n), own_p - jnp.where(held, phi_p - psi, ref_p))
-
-
 def _ref_split(psi, phi_n, phi_p, theta, m_ref, held):
     """(pi_ref,n - psi, pi_ref,p - psi) of a carrier set."""
     ref_n, ref_p = transport_potentials(0.0, theta, m_ref)
     return jnp.where(held, phi_n - psi, ref_n), jnp.where(held, phi_p - psi, ref_p)
+
+
+def _offsets(psi, phi_n, phi_p, theta, m, m_ref, held):
+    """(pi_n - pi_ref,n, pi_p - pi_ref,p) of a site, psi-free (see the heat note above)."""
+    own_n, own_p = transport_potentials(0.0, theta, m)
+    ref_n, ref_p = _ref_split(psi, phi_n, phi_p, theta, m_ref, held)
+    return own_n - ref_n, own_p - ref_p
 
 
 def _heat_parts(total, joule=0.0, recombination=0.0, light=0.0):
@@ -687,9 +687,9 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
     T_bc_dof, T_bc_index = np.zeros(0, np.int64), np.zeros(0, np.int64)
     psi_bc_T = np.zeros(len(psi_bc_dof), np.int64)
     if layout.heat:
-        held = np.zeros(layout.n_carriers, bool)
-        held[np.concatenate([np.zeros(0, np.int64)] + [
-            cars for c, cars in zip(layout.contacts, layout.contact_carriers) if c.kind != "schottky"])] = True
+        held = np.zeros(layout.n_carriers, bool)  # carrier sets fixed by a contact (phi = V)
+        for c, cars in zip(layout.contacts, layout.contact_carriers):
+            held[cars] = held[cars] | (c.kind != "schottky")
         groups = [_with_temperatures(g, layout, reg[carrier_site], held) for g in groups]
         groups += _thermal_boundary_groups(disc, layout, thermal_bc, thermal_links)
         fixed = [(layout.T_dof[np.unique(layout.site_thermal[np.isin(disc.site_node,

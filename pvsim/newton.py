@@ -182,7 +182,8 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
                                jnp.where((m <= options.tol) & ~frozen, CONVERGED,
                                          jnp.where(it_new >= options.max_iter, MAX_ITER, -1)))
         contracting = jnp.where(use_chord, m <= options.chord_contraction * upd, True)
-        next_chord = options.chord & finite & (m < options.chord_switch) & contracting & (frozen == frozen_next)
+        next_chord = (options.chord & finite & (m < options.chord_switch) & contracting
+                      & (frozen == frozen_next))
         keep = lambda new, old: jnp.where(running, new, old)  # noqa: E731
         return (ref, u_new, jax.tree_util.tree_map(keep, fact_new, fact), it_new, nfac_new,
                 keep(m, upd), keep(res_new, res), keep(new_status, status),

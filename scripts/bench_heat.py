@@ -61,6 +61,7 @@ def newton_updates(dev, u, volts, steps=6):
 
 if __name__ == "__main__":
     volts = [0.25 * k for k in range(1, 9)]
+    iso_time = None
     for heat in (False, True):
         dev = resistor(heat)
         ramp(dev, volts[:1])  # compile

@@ -4,9 +4,7 @@ against a scipy BVP solution, and the isothermal limit (issue 4).
 The global energy balance on a heterostructure LED is in test_heat_balance.py.
 """
 
-import jax
 import numpy as np
-import pytest
 from scipy.integrate import solve_bvp
 
 from pvsim.device import Device, HeatSpec, ThermalBoundary

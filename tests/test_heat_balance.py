@@ -41,7 +41,8 @@ def _led():
             InterfaceSpec(("eml", "etl"), s_n_cm_s=100.0, s_p_cm_s=100.0))
     heat = HeatSpec(boundaries=(ThermalBoundary("anode", "fixed", 300.0),
                                 ThermalBoundary("cathode", "robin", 300.0, 2e7)), escape_fraction=0.3)
-    return Device(mesh, mats, (ContactSpec("anode"), ContactSpec("cathode", "schottky", barrier_eV=0.15)),
+    contacts = (ContactSpec("anode"), ContactSpec("cathode", "schottky", barrier_eV=0.15))
+    return Device(mesh, mats, contacts,
                   doping={"htl": [DopingProfile(acceptors_cm3=1e18)], "etl": [DopingProfile(donors_cm3=1e18)]},
                   interfaces=itfs, heat=heat)
 
