@@ -289,7 +289,7 @@ def robin_boundary(du, ref, h, t_amb, area):
 
 def heat_source(du, ref, source, volume):
     """A given heat source density in a site's control volume (heat row: -V_s q)."""
-    return -volume * source + 0.0 * du
+    return jnp.full_like(du, -volume * source)
 
 
 def thermal_link(du, ref, conductance, area):
@@ -793,7 +793,6 @@ def _thermal_boundary_groups(disc: Discretization, layout: Layout, thermal_bc, t
     """Kernel groups of Robin faces (per node) and of interface thermal conductances."""
     from .discretize import node_areas, shared_facets
 
-    site_of = {(int(r), int(n)): s for s, (r, n) in enumerate(zip(disc.site_region, disc.site_node))}
     first_set = np.full(disc.mesh.n_nodes, -1)
     first_set[disc.site_node[::-1]] = layout.site_thermal[::-1]
     all_sites = np.arange(disc.n_sites)
@@ -808,8 +807,8 @@ def _thermal_boundary_groups(disc: Discretization, layout: Layout, thermal_bc, t
     for i, a, b in thermal_links:
         nodes, area = node_areas(disc.mesh, shared_facets(disc.mesh, disc.region_names[a],
                                                           disc.region_names[b]), disc.L_ref)
-        ta = layout.site_thermal[[site_of[(a, int(n))] for n in nodes]]
-        tb = layout.site_thermal[[site_of[(b, int(n))] for n in nodes]]
+        ta = layout.site_thermal[disc.site_at(a, nodes)]
+        tb = layout.site_thermal[disc.site_at(b, nodes)]
         groups.append(("thermal_link", BOLTZMANN, np.stack([layout.T_dof[ta], layout.T_dof[tb]], axis=1),
                        dict(interface=np.full(len(nodes), i), area=area)))
     return groups

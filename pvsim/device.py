@@ -365,13 +365,12 @@ class Device:
 
         node_car = lay.node_carrier  # at a split interface: the side of the first region
         has = jnp.asarray(node_car >= 0)
-        lay_pn = np.append(lay.phin_dof, 0)  # (an appended 0 serves nodes without carriers)
-        lay_pp = np.append(lay.phip_dof, 0)
+        pn_node, pp_node = _phi_dofs(lay, node_car, lay.psi_dof)
         nan = jnp.nan
         return dict(
             psi=u[asm.psi_dof],
-            phi_n=jnp.where(has, u[lay_pn[node_car]], nan),
-            phi_p=jnp.where(has, u[lay_pp[node_car]], nan),
+            phi_n=jnp.where(has, u[pn_node], nan),
+            phi_p=jnp.where(has, u[pp_node], nan),
             n=per_node(jnp.exp(ln_n)), p=per_node(jnp.exp(ln_p)),
             R_srh=per_node(r_srh), R_rad=per_node(r_rad), R_auger=per_node(r_aug),
             Ec=per_node(-(psi_s + m.chi)), Ev=per_node(-(psi_s + m.chi + gap)),
@@ -401,10 +400,7 @@ class Device:
     def _site_phi_dofs(self):
         """(phi_n, phi_p) unknown of each site's carrier set (psi's at insulator sites)."""
         lay = self.layout
-        psi = lay.psi_dof[self.disc.site_node]
-        car = lay.site_carrier
-        return (np.where(car >= 0, np.append(lay.phin_dof, 0)[car], psi),
-                np.where(car >= 0, np.append(lay.phip_dof, 0)[car], psi))
+        return _phi_dofs(lay, lay.site_carrier, lay.psi_dof[self.disc.site_node])
 
     @cached_property
     def _site_contact_sites(self):
@@ -441,6 +437,15 @@ class Device:
             # (total, Joule, recombination, light) integrated: power units
             out["heat_by_kind"] = o["heat_total"] * s.power
         return out
+
+
+def _phi_dofs(lay, sets, fallback):
+    """(phi_n, phi_p) unknowns of carrier sets ``sets``; ``fallback`` where a set is -1."""
+    has = sets >= 0
+    idx = np.where(has, sets, 0)
+    if lay.n_carriers == 0:
+        return fallback, fallback
+    return np.where(has, lay.phin_dof[idx], fallback), np.where(has, lay.phip_dof[idx], fallback)
 
 
 __all__ = ["Device"]

@@ -141,6 +141,11 @@ class Discretization:
     def sites_of_region(self, r: int) -> np.ndarray:
         return np.nonzero(self.site_region == r)[0]
 
+    def site_at(self, r: int, nodes: np.ndarray) -> np.ndarray:
+        """Site of region ``r`` at each of ``nodes`` (which must belong to the region)."""
+        sites = self.sites_of_region(r)  # node-sorted within a region (np.unique order)
+        return sites[np.searchsorted(self.site_node[sites], nodes)]
+
     def geometry(self, points_scaled):
         """(edge_weight, site_volume) from scaled node coordinates (JAX, differentiable)."""
         w, v = element_geometry(points_scaled[self.elem_nodes], self.mesh.axisymmetric)

@@ -223,15 +223,13 @@ def _links(disc: Discretization, site_carrier: np.ndarray, interfaces) -> Links:
     from .discretize import node_areas, shared_facets
 
     names = disc.region_names
-    site_of = {(int(r), int(n)): s for s, (r, n) in enumerate(zip(disc.site_region, disc.site_node))}
     cols = [[] for _ in range(6)]
     for k, (a, b, _) in enumerate(interfaces):
         facets = shared_facets(disc.mesh, names[a], names[b])
         if len(facets) == 0:
             raise ValueError(f"regions '{names[a]}' and '{names[b]}' share no interface in the mesh")
         nodes, area = node_areas(disc.mesh, facets, disc.L_ref)
-        sa = np.array([site_of[(a, int(n))] for n in nodes])
-        sb = np.array([site_of[(b, int(n))] for n in nodes])
+        sa, sb = disc.site_at(a, nodes), disc.site_at(b, nodes)
         ca, cb = site_carrier[sa], site_carrier[sb]
         # an insulator side has no carriers: the link then acts on the semiconductor side only
         ca, cb = np.where(ca >= 0, ca, cb), np.where(cb >= 0, cb, ca)
