@@ -136,7 +136,8 @@ def _l2_p1_axisym(mesh, t_h, exact):
     total = 0.0
     for cells in mesh.regions.values():
         x = mesh.points[cells]  # (M, 3, 2)
-        area = 0.5 * np.abs(np.cross(x[:, 1] - x[:, 0], x[:, 2] - x[:, 0]))
+        a, b = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0]
+        area = 0.5 * np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0])
         q = np.einsum("qk,mkd->mqd", bary, x)
         th = np.einsum("qk,mk->mq", bary, t_h[cells])
         total += np.sum(area[:, None] * wts * (th - exact(q[..., 0])) ** 2 * 2 * np.pi * q[..., 0])
