@@ -14,7 +14,7 @@ is an error that names the region and the count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import factorial
 from pathlib import Path
 
@@ -37,6 +37,9 @@ class Mesh:
     boundaries: dict[str, np.ndarray]  # name -> (F, dim) int node indices
     axisymmetric: bool = False
     source: str = "arrays"
+    # geometric parameter -> ShapeParameter (pvsim.geometry): the surface nodes that a
+    # generator parameter moves, and how; empty for meshes read from files
+    shape: dict = field(default_factory=dict, compare=False)
 
     @property
     def dim(self) -> int:
