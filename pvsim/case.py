@@ -65,6 +65,26 @@ class MeshSection(_Model):
         return self
 
 
+class GeometrySection(BaseModel):
+    """``[geometry]``: a mesh built by a named generator (pvsim.geometry); every other key is
+    one of its parameters (``pvsim mesh GENERATOR --help`` lists them)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    generator: str
+    save_msh: str | None = None  # also write the generated mesh (.msh 2.2) here
+
+    @model_validator(mode="after")
+    def _params(self):
+        from .geometry.registry import check_parameters
+
+        check_parameters(self.generator, self.params)
+        return self
+
+    @property
+    def params(self) -> dict:
+        return dict(self.model_extra or {})
+
+
 class MaterialSection(_Model):
     kind: Literal["semiconductor", "insulator"] = "semiconductor"
     eps_r: Pos
@@ -253,7 +273,8 @@ class SolverSection(_Model):
 
 class Case(_Model):
     simulation: SimulationSection = SimulationSection()
-    mesh: MeshSection
+    mesh: MeshSection | None = None
+    geometry: GeometrySection | None = None
     materials: dict[str, MaterialSection]
     regions: dict[str, RegionSection] = {}
     contacts: dict[str, ContactSection]
@@ -261,6 +282,13 @@ class Case(_Model):
     sweep: SweepSection | None = None
     solver: SolverSection = SolverSection()
     heat: HeatSection | None = None
+
+    @model_validator(mode="after")
+    def _one_mesh(self):
+        if (self.mesh is None) == (self.geometry is None):
+            raise ValueError("give exactly one of [mesh] (a .msh file or a 1D layer stack) or "
+                             "[geometry] (a generator, e.g. generator = \"nc_monolayer\")")
+        return self
 
 
 # --------------------------------------------------------------------------- errors
@@ -275,9 +303,10 @@ _EXAMPLES = {
     "thermal_conductivity_W_mK": "thermal_conductivity_W_mK = 0.4",
     "boundaries": '[[heat.boundaries]]\nname = "anode"\ntype = "fixed"\ntemperature_K = 300',
 }
-_KNOWN_KEYS = sorted({f for m in (SimulationSection, LayerSection, MeshSection, MaterialSection,
-                                  DopingSection, RegionSection, ContactSection, SweepSection, InterfaceSection,
-                                  SolverSection, HeatSection, ThermalBoundarySection, Case)
+_KNOWN_KEYS = sorted({f for m in (SimulationSection, LayerSection, MeshSection, GeometrySection,
+                                  MaterialSection, DopingSection, RegionSection, ContactSection,
+                                  SweepSection, InterfaceSection, SolverSection, HeatSection,
+                                  ThermalBoundarySection, Case)
                       for f in m.model_fields})
 
 
@@ -336,7 +365,15 @@ def build_device(case: Case, base: Path):
 
     m = case.mesh
     region_material = {k: r.material for k, r in case.regions.items() if r.material}
-    if m.layers is not None:
+    if case.geometry is not None:
+        from .geometry.registry import generate
+
+        g = case.geometry
+        try:
+            mesh = generate(g.generator, g.params, msh_path=base / g.save_msh if g.save_msh else None)
+        except ValueError as exc:
+            raise CaseError(f"[geometry]: {exc}") from None
+    elif m.layers is not None:
         for layer in m.layers:
             if layer.material:
                 other = region_material.setdefault(layer.region, layer.material)
