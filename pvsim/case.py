@@ -345,11 +345,56 @@ def load_case(source: str | Path | dict, base_dir: str | Path | None = None) -> 
         except tomllib.TOMLDecodeError as exc:
             raise CaseError(f"{path}: not valid TOML ({exc}); check quotes and brackets") from None
         name, base = str(path), Path(base_dir or path.parent)
+    data = _with_library(data, name)
     try:
         case = Case.model_validate(data)
     except ValidationError as exc:
         raise CaseError(" ".join(_explain(e, name) for e in exc.errors()[:3])) from None
     return case, base
+
+
+def _with_library(data: dict, source: str) -> dict:
+    """Materials from the library (pvsim/data/materials): ``[materials.X] base = "NAME"`` takes
+    the entry and overrides its keys; a region or layer whose material is not defined in the
+    case but names a library entry gets that entry. Names defined in the case win."""
+    from . import library
+    from .materials import MaterialSpec
+
+    if not isinstance(data, dict) or not isinstance(data.get("materials", {}), dict):
+        return data
+    data = dict(data)
+    materials = dict(data.get("materials", {}))
+    used = [r.get("material") for r in (data.get("regions") or {}).values() if isinstance(r, dict)]
+    mesh = data.get("mesh")
+    if isinstance(mesh, dict) and isinstance(mesh.get("layers"), list):
+        used += [lay.get("material") for lay in mesh["layers"] if isinstance(lay, dict)]
+    for name in used:
+        if isinstance(name, str) and name not in materials:
+            try:
+                library.canonical_name(name)
+            except (KeyError, ValueError):
+                continue  # reported later as an undefined material
+            materials[name] = {"base": name}
+    spec_fields = set(MaterialSpec.__dataclass_fields__)
+    for key, table in materials.items():
+        if not (isinstance(table, dict) and "base" in table):
+            continue
+        table = dict(table)
+        base = table.pop("base")
+        try:
+            entry = library.material_spec(str(base))
+        except (KeyError, ValueError) as exc:
+            raise CaseError(f"{source}: [materials.{key}] base = {base!r}: {exc}") from None
+        values = {f: getattr(entry, f) for f in spec_fields
+                  if f in MaterialSection.model_fields and getattr(entry, f) is not None}
+        if "intrinsic_density_cm3" in table:
+            values.pop("band_gap_eV", None)
+        if values.get("kind") == "insulator":  # insulators take eps_r (and thermal keys) only
+            values = {f: v for f, v in values.items() if f == "kind" or f == "eps_r" or "thermal" in f
+                      or f.startswith("kappa")}
+        materials[key] = {**values, **table}
+    data["materials"] = materials
+    return data
 
 
 # --------------------------------------------------------------------------- device
@@ -400,7 +445,8 @@ def build_device(case: Case, base: Path):
                             f"material = \"...\" (one of {sorted(case.materials)}).")
         if mat not in case.materials:
             raise CaseError(f"region '{region}': material '{mat}' is not defined; define "
-                            f"[materials.{mat}] or use one of {sorted(case.materials)}.")
+                            f"[materials.{mat}], use one of {sorted(case.materials)} or a library "
+                            "entry (`pvsim materials` lists them).")
         materials[region] = _material_spec(case.materials[mat], case.simulation.temperature_K,
                                            MaterialSpec)
     for name in case.contacts:

@@ -3,6 +3,7 @@
 ``pvsim run CASE.toml -o OUT.nc``: run a case file, write NetCDF.
 ``pvsim mesh GENERATOR --param value ... -o FILE.msh``: build a device mesh by name
 (``pvsim mesh --list``; ``pvsim mesh GENERATOR --help`` lists its parameters).
+``pvsim materials [NAME]``: the material library, or one entry with its sources.
 """
 
 from __future__ import annotations
@@ -110,6 +111,36 @@ def _mesh(args, extra: list[str]) -> int:
     return 0
 
 
+def _materials(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import library
+
+    console = Console()
+    if args.name is None:
+        table = Table("material", "kind", "description", title="pvsim material library")
+        for name in library.list_materials():
+            e = library.material_entry(name)
+            table.add_row(name, e.get("kind", ""), e.get("description", ""))
+        console.print(table)
+        console.print("contacts (work function, eV): " + ", ".join(
+            f"{c} {library.contact_work_function(c):g}" for c in library.list_contacts()))
+        return 0
+    try:
+        e = library.material_entry(args.name)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    table = Table("key", "value", "confidence", "source", title=f"{e['name']}: {e.get('description', '')}")
+    for key, q in e.items():
+        if isinstance(q, dict) and "value" in q:
+            table.add_row(key, f"{q['value']:g}" if isinstance(q["value"], float) else str(q["value"]),
+                          q.get("confidence", ""), q.get("citation", q.get("source", "")))
+    console.print(table)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pvsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +158,11 @@ def main(argv=None) -> int:
     mesh.add_argument("--list", action="store_true", help="list the generators")
     mesh.add_argument("-h", "--help", dest="help_generator", action="store_true",
                       help="show the generator's parameters (or this help without a generator)")
+    mats = sub.add_parser("materials", help="list the material library, or show one entry with sources")
+    mats.add_argument("name", nargs="?", help="material name (any case; aliases accepted)")
     args, extra = parser.parse_known_args(argv)
+    if args.command == "materials":
+        return _materials(args)
     if args.command == "mesh":
         if args.help_generator and args.generator is None:
             mesh.print_help()

@@ -146,3 +146,26 @@ def test_interface_and_statistics_keys_are_checked():
                            ROOT / "cases")
     dev = build_device(case, base)
     assert dev.layout.n_carriers == dev.mesh.n_nodes + 1
+
+
+def test_library_materials_in_case_files():
+    """Regions may name library entries, and [materials.X] base = ... overrides single keys:
+    the device gets the same MaterialSpecs as the explicit tables of cases/nc_led_1d_heat.toml
+    (which the library reproduces), except for the key overridden."""
+    explicit = tomllib.loads((ROOT / "cases" / "nc_led_1d_heat.toml").read_text())
+    lib = tomllib.loads((ROOT / "cases" / "nc_led_1d_heat.toml").read_text())
+    for layer, name in zip(lib["mesh"]["layers"], ["PEDOT_PSS", "poly-TPD", "CsPbBr3 NC film", "tpbi"]):
+        layer["material"] = name
+    lib["materials"] = {"CsPbBr3 NC film": {"base": "CsPbBr3_NC", "mu_n_cm2_Vs": 2e-3}}
+    a = build_device(*load_case(explicit, ROOT / "cases"))
+    b = build_device(*load_case(lib, ROOT / "cases"))
+    for region in a.materials:
+        ma, mb = a.materials[region], b.materials[region]
+        for field in ma.__dataclass_fields__:
+            want = 2e-3 if (region, field) == ("eml", "mu_n_cm2_Vs") else getattr(ma, field)
+            same = getattr(mb, field) == (pytest.approx(want, rel=1e-12) if isinstance(want, float) else want)
+            assert same, (region, field, getattr(mb, field), want)
+    lib["materials"] = {"x": {"base": "CsPbBr7"}}
+    lib["mesh"]["layers"][2]["material"] = "x"
+    msg = _error(lib)
+    assert "CsPbBr7" in msg and "CsPbBr3" in msg
