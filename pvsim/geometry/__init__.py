@@ -9,6 +9,7 @@ mesh. :data:`GENERATORS` lists those callable by name (``pvsim mesh NAME``, case
 """
 
 from .aperture import micro_aperture_axisym
+from .coreshell import core_shell_led, core_shell_particle
 from .gmsh_tools import ShapeParameter, gmsh_session
 from .monolayer import nc_monolayer
 from .quality import mesh_quality, region_measure
@@ -16,11 +17,13 @@ from .simple import box, diode_2d
 from .stack import Layer, layer_stack
 
 GENERATORS = {
+    "core_shell_led": core_shell_led,
+    "core_shell_particle": core_shell_particle,
     "nc_monolayer": nc_monolayer,
     "micro_aperture_axisym": micro_aperture_axisym,
     "diode_2d": diode_2d,
 }
 
-__all__ = ["GENERATORS", "Layer", "ShapeParameter", "box", "diode_2d", "gmsh_session",
-           "layer_stack", "mesh_quality", "micro_aperture_axisym", "nc_monolayer",
-           "region_measure"]
+__all__ = ["GENERATORS", "Layer", "ShapeParameter", "box", "core_shell_led", "core_shell_particle",
+           "diode_2d", "gmsh_session", "layer_stack", "mesh_quality", "micro_aperture_axisym",
+           "nc_monolayer", "region_measure"]

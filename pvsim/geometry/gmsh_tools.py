@@ -72,11 +72,14 @@ def gmsh_session(name: str = "pvsim"):
 
 
 def finish(gmsh, dim: int, msh_path, length_unit: str, axisymmetric: bool = False,
-           optimize: bool = True) -> Mesh:
-    """Generate (and, in 3D, optimise) the mesh, write ``msh_path`` if given, return it in metres."""
+           optimize: bool = True, after_generate=None) -> Mesh:
+    """Generate (and, in 3D, optimise) the mesh, run ``after_generate(gmsh)`` (a node repair
+    pass, say) if given, write ``msh_path`` if given, return the mesh in metres."""
     gmsh.model.mesh.generate(dim)
     if dim == 3 and optimize:
         gmsh.model.mesh.optimize("Netgen")
+    if after_generate is not None:
+        after_generate(gmsh)
     if msh_path is not None:
         gmsh.option.setNumber("Mesh.MshFileVersion", 2.2)
         gmsh.write(str(msh_path))
