@@ -117,3 +117,29 @@ def test_aperture_heat_case_funnels_current_and_heats_the_edge(tmp_path):
     # energy: heat released plus light leaving equals the electrical power
     power = (ds.voltage * ds.current).sum("contact").values[-1]
     assert abs(float(last.dissipated_power + last.light_power) / power - 1) < 1e-8
+
+
+@pytest.mark.parametrize("name, area, light_region", [
+    ("nc_monolayer_2d", 12e-9, "nc"),                    # 2D: A/m over the 12 nm cell width
+    ("core_shell_axisym", np.pi * (9.75e-9) ** 2, "core"),  # axisymmetric: A over the cell disc
+])
+def test_device_family_cases_reach_100_mA_cm2(name, area, light_region, tmp_path):
+    """The generator-built cases of issue 5 converge from 0 V to >100 mA/cm^2 and report the
+    IQE there; the light comes from the NC core, and no current flows at 0 V."""
+    data = _case(name, voltages_V=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.5])
+    data["geometry"]["resolution"] = 0.75
+    ds = run_case(data, base_dir=ROOT / "cases", output=tmp_path / "out.nc")
+    assert ds.attrs["status"] == "complete"
+    j = ds.current.sel(contact="anode").values / area / 10  # mA/cm^2
+    assert j[0] == 0.0 and np.all(np.diff(j) > 0)
+    assert j[-1] > 100.0
+    iqe = ds.iqe.values[-1]
+    assert 0.2 < iqe < 1.0
+    # the light: away from interfaces (where a node field belongs to either side), the
+    # radiative rate is highest inside the NC core
+    mesh = build_device(*load_case(data, ROOT / "cases")).mesh
+    r_rad = ds.R_rad.values[-1]
+    nodes = {k: np.unique(c) for k, c in mesh.regions.items()}
+    shared = np.bincount(np.concatenate(list(nodes.values())), minlength=mesh.n_nodes) > 1
+    peak = {k: r_rad[v[~shared[v]]].max() for k, v in nodes.items() if (~shared[v]).any()}
+    assert max(peak, key=peak.get) == light_region

@@ -8,7 +8,7 @@ mesh. :data:`GENERATORS` lists those callable by name (``pvsim mesh NAME``, case
 ``[geometry]``). Conventions: :mod:`pvsim.geometry.gmsh_tools`.
 """
 
-from .aperture import micro_aperture_axisym
+from .aperture import micro_aperture_3d, micro_aperture_axisym
 from .coreshell import core_shell_led, core_shell_particle
 from .gmsh_tools import ShapeParameter, gmsh_session
 from .monolayer import nc_monolayer
@@ -21,9 +21,10 @@ GENERATORS = {
     "core_shell_particle": core_shell_particle,
     "nc_monolayer": nc_monolayer,
     "micro_aperture_axisym": micro_aperture_axisym,
+    "micro_aperture_3d": micro_aperture_3d,
     "diode_2d": diode_2d,
 }
 
 __all__ = ["GENERATORS", "Layer", "ShapeParameter", "box", "core_shell_led", "core_shell_particle",
-           "diode_2d", "gmsh_session", "layer_stack", "mesh_quality", "micro_aperture_axisym",
-           "nc_monolayer", "region_measure"]
+           "diode_2d", "gmsh_session", "layer_stack", "mesh_quality", "micro_aperture_3d",
+           "micro_aperture_axisym", "nc_monolayer", "region_measure"]
