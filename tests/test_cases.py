@@ -102,7 +102,7 @@ def test_aperture_heat_case_funnels_current_and_heats_the_edge(tmp_path):
                   output=tmp_path / "ap.nc")
     assert ds.attrs["status"] == "complete"
     last = ds.isel(bias=-1)
-    r, z = ds.x.values[:, 0] * 1e9, ds.x.values[:, 1] * 1e9
+    r = ds.x.values[:, 0] * 1e9
     hot = int(np.argmax(last["heat"].values))
     assert abs(r[hot] - 400.0) < 20.0  # the rim of the 400 nm opening
     # no current crosses the dielectric: light comes from the NCs in the opening; far from it
