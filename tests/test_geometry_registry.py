@@ -95,3 +95,24 @@ def test_case_geometry_errors():
     data["geometry"]["generator"] = "micro_apertur"
     with pytest.raises(CaseError, match="micro_aperture_axisym"):
         load_case(data, ROOT)
+
+
+def _examples():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_meshes", ROOT / "scripts" / "make_meshes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.EXAMPLES
+
+
+@pytest.mark.parametrize("name", list(_examples()))
+def test_committed_example_meshes_are_what_the_generators_build(name):
+    """meshes/ holds small generator examples; a fresh build (deterministic) equals the file,
+    and the 2D/axisymmetric/Kuhn examples have no negative EAFE edge weight."""
+    gen, params, axisymmetric = _examples()[name]
+    fresh = generate(gen, params)
+    _same(read_msh(ROOT / "meshes" / name, length_unit="nm", axisymmetric=axisymmetric), fresh)
+    from pvsim.geometry import mesh_quality
+
+    assert mesh_quality(fresh)["negative_edges"] == 0
