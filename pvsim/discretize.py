@@ -66,6 +66,16 @@ def element_geometry(x, axisymmetric: bool = False, xp=jnp):
     return w, vol
 
 
+def negative_weights(w: np.ndarray) -> np.ndarray:
+    """Mask of the edge weights counted as negative: below -1e-12 of the largest |w|.
+
+    Round-off scale: exact zeros (e.g. the diagonals of Kuhn-split bricks) come out as
+    +-1e-17 of the largest weight, and may be most of the edges (median |w| ~ 0).
+    """
+    w = np.asarray(w)
+    return w < -1e-12 * np.abs(w).max() if len(w) else np.zeros(0, bool)
+
+
 def facet_corner_areas(x, axisymmetric: bool = False, xp=jnp):
     """Lumped area of each corner of boundary/interface facets.
 
@@ -161,9 +171,7 @@ class Discretization:
     def negative_weight_report(self) -> tuple[int, float]:
         """(count of edges with w < 0, worst w relative to the median |w|)."""
         w = self.edge_weight
-        # round-off scale: exact zeros (e.g. the diagonals of Kuhn-split bricks) come out as
-        # +-1e-17 of the largest weight, and may be most of the edges (median |w| ~ 0)
-        neg = w < -1e-12 * np.abs(w).max()
+        neg = negative_weights(w)
         scale = np.median(np.abs(w[np.abs(w) > 1e-12 * np.abs(w).max()]))
         worst = float(w.min() / scale) if neg.any() else 0.0
         return int(neg.sum()), worst

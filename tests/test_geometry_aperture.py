@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pvsim.geometry import mesh_quality, micro_aperture_axisym, region_measure
-from pvsim.geometry.aperture import flip_negative_edges, micro_aperture_3d
+from pvsim.geometry.aperture import micro_aperture_3d
+from pvsim.geometry.gmsh_tools import flip_negative_edges
 from pvsim.mesh import read_msh
 
 NM = 1e-9

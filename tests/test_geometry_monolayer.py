@@ -298,6 +298,8 @@ def test_quality_figures(capsys):
                   f"min angle {q['min_angle_deg']:5.1f}  negative EAFE edges {q['negative_edges']}"
                   f" (worst {q['worst_negative_edge']:.3g})", end="")
     assert rows["2D cube gmsh"]["min_angle_deg"] > 25 and rows["2D sphere gmsh"]["min_angle_deg"] > 15
+    # 2D gmsh meshes: negative edges flipped or split after meshing (mend_negative_edges)
+    assert rows["2D cube gmsh"]["negative_edges"] == 0 and rows["2D sphere gmsh"]["negative_edges"] == 0
     assert rows["2D cube Kuhn"]["negative_edges"] == 0 and rows["3D cube Kuhn r=0.5"]["negative_edges"] == 0
     assert rows["3D cube gmsh r=0.5"]["min_angle_deg"] > 5
     assert rows["3D sphere gmsh r=0.5"]["min_angle_deg"] > 2

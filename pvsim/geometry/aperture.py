@@ -11,13 +11,15 @@ the axisymmetric one; see :func:`micro_aperture_axisym` for the layout.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..mesh import Mesh
 from ..units import LENGTH_UNITS
-from .gmsh_tools import ShapeParameter, Sizes, add_region_groups, finish, gmsh_session, with_shape
+from .gmsh_tools import (ShapeParameter, Sizes, add_region_groups, finish, gmsh_session,
+                         mend_negative_edges, with_shape)
 
 POSITIONS = ("htl_eml", "eml_etl")
 EMITTERS = ("layer", "single")
@@ -164,6 +166,14 @@ def _layout(who, *, opening_radius, outer_radius, htl, eml, etl, insulator, subs
                    tol=1e-6 * min(features), scale=LENGTH_UNITS[length_unit])
 
 
+def _layout_of(who: str, args: dict) -> _Layout:
+    """:func:`_layout` from a generator's arguments (its ``locals()`` before anything else)."""
+    return _layout(who, **{k: args[k] for k in _LAYOUT_ARGS})
+
+
+_LAYOUT_ARGS = tuple(inspect.signature(_layout).parameters)[1:]  # all but ``who``
+
+
 # ------------------------------------------------------------------------ construction
 _PRIORITY = ("nc", "ligand", "opening")  # a piece in several inputs takes the first of these
 
@@ -257,21 +267,6 @@ def _sizes(gmsh, L: _Layout, resolution: float, dim: int) -> Sizes:
         else:
             sizes.box((-pad, -pad, z0 - t), (pad, pad, z1 + t), inside, L.h_max)
     return sizes
-
-
-def _near_expression(sizes: Sizes, size: float, far: float, distance: str) -> None:
-    """Like :meth:`Sizes.near`, with the distance given as a gmsh MathEval expression."""
-    fld = sizes.gmsh.model.mesh.field
-    size, far = size / sizes.res, far / sizes.res
-    dist = fld.add("MathEval")
-    fld.setString(dist, "F", distance)
-    thr = fld.add("Threshold")
-    fld.setNumber(thr, "InField", dist)
-    fld.setNumber(thr, "SizeMin", size)
-    fld.setNumber(thr, "SizeMax", max(far, size))
-    fld.setNumber(thr, "DistMin", 2 * size)
-    fld.setNumber(thr, "DistMax", 2 * size + max(far - size, 0.0) / sizes.grading)
-    sizes.fields.append(thr)
 
 
 def _build_2d(gmsh, L: _Layout, resolution: float) -> dict[str, list[int]]:
@@ -373,210 +368,11 @@ def _build_3d(gmsh, L: _Layout, resolution: float, quarter: bool) -> None:
     sizes = _sizes(gmsh, L, resolution, 3)
     zm, half = 0.5 * (L.ins[0] + L.ins[1]), 0.5 * (L.ins[1] - L.ins[0])
     dz = f"0.5*(Fabs(z-({zm!r}))-{half!r}+Fabs(Fabs(z-({zm!r}))-{half!r}))"
-    _near_expression(sizes, L.h_edge, L.h_max, f"Sqrt((Sqrt(x*x+y*y)-{L.r0!r})^2+({dz})^2)")
+    sizes.near_expression(L.h_edge, L.h_max, f"Sqrt((Sqrt(x*x+y*y)-{L.r0!r})^2+({dz})^2)")
     if L.nc is not None:  # (a flat facet's rim lies on the outer sphere)
         for rad in sorted({L.nc.core, L.nc.outer}):
-            _near_expression(sizes, L.h_nc, L.h_max, f"Fabs(Sqrt(x*x+y*y+(z-({L.nc.zc!r}))^2)-{rad!r})")
+            sizes.near_expression(L.h_nc, L.h_max, f"Fabs(Sqrt(x*x+y*y+(z-({L.nc.zc!r}))^2)-{rad!r})")
     sizes.apply()
-
-
-# ----------------------------------------------------- EAFE edge weights: edge flips (2D)
-def _half_cot(pts: np.ndarray, tri: np.ndarray, axisymmetric: bool) -> np.ndarray:
-    """(M, 3): each triangle's EAFE contribution to the edge opposite corner k: cot(angle k)/2,
-    times r at the centroid when axisymmetric (the common 2 pi left out)."""
-    x = pts[tri]
-    out = np.empty(tri.shape)
-    for k in range(3):
-        u, v = x[:, (k + 1) % 3] - x[:, k], x[:, (k + 2) % 3] - x[:, k]
-        out[:, k] = 0.5 * np.sum(u * v, axis=1) / np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-    return out * x[:, :, 0].mean(axis=1)[:, None] if axisymmetric else out
-
-
-def _signed_area(pts: np.ndarray, tri: np.ndarray) -> np.ndarray:
-    u, v = pts[tri[:, 1]] - pts[tri[:, 0]], pts[tri[:, 2]] - pts[tri[:, 0]]
-    return 0.5 * (u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-
-
-def _edge_weights(pts, tri, region, axisymmetric):
-    """Region edges of a triangulation and their summed weights (the common 2 pi left out).
-
-    Returns (inv, w): ``inv`` (M, 3) the edge opposite each corner, ``w`` per edge."""
-    n = len(pts)
-    a, b = tri[:, [1, 2, 0]], tri[:, [2, 0, 1]]
-    key = (region[:, None].astype(np.int64) * n + np.minimum(a, b)) * n + np.maximum(a, b)
-    keys, inv = np.unique(key.ravel(), return_inverse=True)
-    w = np.bincount(inv, _half_cot(pts, tri, axisymmetric).ravel(), len(keys))
-    return inv.reshape(tri.shape), w
-
-
-def _negative(w: np.ndarray) -> np.ndarray:
-    """Edges with a negative weight, by the test of ``Discretization.negative_weight_report``."""
-    return np.nonzero(w < -1e-14 * np.median(np.abs(w)))[0]
-
-
-def flip_negative_edges(pts: np.ndarray, tri: np.ndarray, entity: np.ndarray, region: np.ndarray,
-                        axisymmetric: bool, max_sweeps: int = 50) -> tuple[np.ndarray, int]:
-    """Flip diagonals to remove negative EAFE edge weights from a 2D triangulation.
-
-    An edge's weight (summed over the triangles of its region) is negative when the two
-    angles facing it add up to more than 180 degrees; axisymmetric, where each triangle's
-    cotangent is weighted by its centroid radius, also when the pair is nearly cocircular
-    and the obtuse side lies farther from the axis. Such an edge shared by two triangles of
-    one ``entity`` (a gmsh surface: never an interface or boundary line) is replaced by the
-    other diagonal of their quadrilateral when that is convex and the smallest weight of the
-    five edges involved grows; sweeps repeat until nothing changes. Deterministic. Returns
-    the new (M, 3) triangles (same orientation) and the number of flips.
-    """
-    tri = tri.copy()
-    orient = np.sign(_signed_area(pts, tri))
-    total = 0
-    for _ in range(max_sweeps):
-        half = _half_cot(pts, tri, axisymmetric)
-        inv, w = _edge_weights(pts, tri, region, axisymmetric)
-        bad = _negative(w)
-        if not len(bad):
-            break
-
-        def weight(t, p, q):
-            k = next(k for k in range(3) if tri[t, k] not in (p, q))
-            return w[inv[t, k]]
-
-        busy, flips = set(), 0
-        for e in bad[np.argsort(w[bad], kind="stable")]:
-            sides = np.argwhere(inv == e)
-            if len(sides) != 2:
-                continue
-            (t1, k1), (t2, k2) = (int(i) for i in sides[0]), (int(i) for i in sides[1])
-            if entity[t1] != entity[t2] or {t1, t2} & busy:
-                continue
-            c, p, q = tri[t1, k1], tri[t1, (k1 + 1) % 3], tri[t1, (k1 + 2) % 3]
-            d = tri[t2, k2]
-            new = np.array([[c, p, d], [c, d, q]])
-            area = _signed_area(pts, new) * orient[t1]
-            if not np.all(area > 1e-9 * np.abs(_signed_area(pts, tri[[t1, t2]])).max()):
-                continue  # not strictly convex
-            h1, h2 = dict(zip(tri[t1], half[t1])), dict(zip(tri[t2], half[t2]))
-            h_new = _half_cot(pts, new, axisymmetric)
-            h3, h4 = dict(zip(new[0], h_new[0])), dict(zip(new[1], h_new[1]))
-            old = [w[e], weight(t1, c, p), weight(t1, q, c), weight(t2, p, d), weight(t2, d, q)]
-            after = [h3[p] + h4[q], old[1] - h1[q] + h3[d], old[2] - h1[p] + h4[d],
-                     old[3] - h2[q] + h3[c], old[4] - h2[p] + h4[c]]
-            if min(after) > min(old) + 1e-12 * abs(min(old)):
-                # no other flip this sweep may rely on the weights of these five edges
-                busy |= {int(t) for t in np.nonzero(np.isin(tri, [c, d, p, q]).sum(axis=1) >= 2)[0]}
-                tri[t1], tri[t2] = new
-                flips += 1
-        total += flips
-        if not flips:
-            break
-    return tri, total
-
-
-def _split_negative_edges(pts, tri, entity, region, segments, split_point, axisymmetric):
-    """Split at their middle the negative edges that no flip could mend.
-
-    ``segments`` maps a line's tag to its list of [a, b] node pairs (the 1D elements), and
-    ``split_point(line, a, b)`` gives the point of the line between points a and b; an
-    edge on no line is split at its midpoint, inside its surface. Every triangle on the
-    edge is cut in two through the new node. Returns the new points, triangles, the parent
-    of every triangle (an index into the old ones) and the new nodes as (dim, entity,
-    index); ``segments`` is updated in place.
-    """
-    inv, w = _edge_weights(pts, tri, region, axisymmetric)
-    line_of = {frozenset(seg): line for line, segs in segments.items() for seg in segs}
-    orient = np.sign(_signed_area(pts, tri))
-    pts, tri, parent, added, busy = list(pts), tri.tolist(), list(range(len(tri))), [], set()
-    for e in _negative(w):
-        t, k = (int(i) for i in np.argwhere(inv == e)[0])
-        p, q = tri[t][(k + 1) % 3], tri[t][(k + 2) % 3]
-        line = line_of.get(frozenset((p, q)))
-        on_edge = [i for i, c in enumerate(tri) if p in c and q in c]
-        if busy & set(on_edge):
-            continue
-        m = len(pts)
-        point = 0.5 * (pts[p] + pts[q]) if line is None else split_point(line, pts[p], pts[q])
-        cand = np.asarray(pts + [point])
-        halves = [[m if v == q else v for v in tri[i]] for i in on_edge] + \
-            [[m if v == p else v for v in tri[i]] for i in on_edge]
-        if not np.all(np.sign(_signed_area(cand, np.array(halves))) == np.tile(orient[on_edge], 2)):
-            continue  # the point of a curved line falls outside a triangle: leave it
-        pts = list(cand)
-        for j, i in enumerate(on_edge):
-            tri[i] = halves[j]
-            tri.append(halves[len(on_edge) + j])
-            parent.append(parent[i])
-        orient = np.concatenate([orient, orient[on_edge]])
-        busy |= set(on_edge) | set(range(len(tri) - len(on_edge), len(tri)))
-        if line is None:
-            added.append((2, int(entity[on_edge[0]]), m))
-            continue
-        segs = segments[line]
-        i = next(i for i, s in enumerate(segs) if set(s) == {p, q})
-        a, b = segs[i]
-        segs[i:i + 1] = [[a, m], [m, b]]
-        line_of[frozenset((a, m))] = line_of[frozenset((m, b))] = line
-        added.append((1, line, m))
-    return np.asarray(pts), np.asarray(tri, dtype=np.int64), np.asarray(parent, dtype=np.int64), added
-
-
-def _mend_in_gmsh(gmsh, regions: dict[str, list[int]], axisymmetric: bool, rounds: int = 8) -> int:
-    """Remove negative EAFE weights from the current 2D gmsh mesh: edge flips inside the
-    surfaces, then splits of the edges left, in turn; returns the number of negative edges
-    left. The gmsh model (nodes, line and triangle elements) is updated in place."""
-    node_tags, coords, _ = gmsh.model.mesh.getNodes()
-    order = np.argsort(node_tags)
-    pts = coords.reshape(-1, 3)[:, :2]
-
-    def indices(tags):
-        return order[np.searchsorted(node_tags[order], tags)]
-
-    tri, entity, region = [], [], []
-    for r, tags in enumerate(regions.values()):
-        for ent in tags:
-            types, _, nodes = gmsh.model.mesh.getElements(2, ent)
-            if list(types) != [2]:
-                raise RuntimeError("micro-aperture: expected first-order triangles only")
-            tri.append(indices(nodes[0]).reshape(-1, 3))
-            entity.append(np.full(len(tri[-1]), ent))
-            region.append(np.full(len(tri[-1]), r))
-    tri, entity, region = np.concatenate(tri), np.concatenate(entity), np.concatenate(region)
-    segments = {}
-    for _, line in gmsh.model.getEntities(1):
-        types, _, nodes = gmsh.model.mesh.getElements(1, line)
-        segments[line] = indices(nodes[0]).reshape(-1, 2).tolist() if len(types) else []
-    original = {line: [list(s) for s in segs] for line, segs in segments.items()}
-
-    def split_point(line, a, b):
-        point, _ = gmsh.model.getClosestPoint(1, line, [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1]), 0.0])
-        return point[:2]
-
-    tri0, entity0, added = tri.copy(), entity.copy(), []
-    for _ in range(rounds):
-        tri, _ = flip_negative_edges(pts, tri, entity, region, axisymmetric)
-        pts, tri, parent, new = _split_negative_edges(pts, tri, entity, region, segments, split_point,
-                                                      axisymmetric)
-        entity, region = entity[parent], region[parent]
-        added += new
-        if not new:
-            break
-    else:
-        tri, _ = flip_negative_edges(pts, tri, entity, region, axisymmetric)
-
-    tag_of = np.concatenate([node_tags, gmsh.model.mesh.getMaxNodeTag() + 1 + np.arange(len(added))])
-    for dim, ent, m in added:
-        xyz = [float(pts[m][0]), float(pts[m][1]), 0.0]
-        uv = gmsh.model.getParametrization(dim, ent, xyz)
-        gmsh.model.mesh.addNodes(dim, ent, [int(tag_of[m])], xyz, list(uv))
-    for line, segs in segments.items():
-        if segs != original[line]:
-            gmsh.model.mesh.removeElements(1, line)
-            gmsh.model.mesh.addElementsByType(line, 1, [], tag_of[np.array(segs)].ravel())
-    for ent in np.unique(entity):
-        mine = tri[entity == ent]
-        if len(mine) != np.sum(entity0 == ent) or not np.array_equal(mine, tri0[entity0 == ent]):
-            gmsh.model.mesh.removeElements(2, int(ent))
-            gmsh.model.mesh.addElementsByType(int(ent), 2, [], tag_of[mine].ravel())
-    return len(_negative(_edge_weights(pts, tri, region, axisymmetric)[1]))
 
 
 # -------------------------------------------------------------------- shape parameters
@@ -737,15 +533,11 @@ def micro_aperture_axisym(opening_radius: float = 100.0, outer_radius: float = 6
     ``axisymmetric=True``); with ``msh_path`` the ``.msh`` (format 2.2, coordinates in
     ``length_unit``) is written too.
     """
-    L = _layout("micro_aperture_axisym", opening_radius=opening_radius, outer_radius=outer_radius,
-                htl=htl, eml=eml, etl=etl, insulator=insulator, substrate=substrate,
-                cathode_metal=cathode_metal, position=position, emitter=emitter, nc_radius=nc_radius,
-                ligand=ligand, nc_gap=nc_gap, h_max=h_max, h_edge=h_edge, h_nc=h_nc,
-                cells_across=cells_across, length_unit=length_unit)
+    L = _layout_of("micro_aperture_axisym", locals())  # first: locals() holds the arguments only
     with gmsh_session("micro_aperture_axisym") as gmsh:
         regions = _build_2d(gmsh, L, resolution)
         mesh = finish(gmsh, 2, msh_path, length_unit, axisymmetric=True,
-                      after_generate=lambda g: _mend_in_gmsh(g, regions, axisymmetric=True))
+                      after_generate=lambda g: mend_negative_edges(g, regions, axisymmetric=True))
     return _shapes(mesh, L)
 
 
@@ -786,11 +578,7 @@ def micro_aperture_3d(opening_radius: float = 100.0, outer_radius: float = 600.0
     repair is attempted in 3D, ``mesh_quality`` reports them; coarsen with
     ``resolution`` < 1 or ``cells_across`` < 3 for quick runs.
     """
-    L = _layout("micro_aperture_3d", opening_radius=opening_radius, outer_radius=outer_radius,
-                htl=htl, eml=eml, etl=etl, insulator=insulator, substrate=substrate,
-                cathode_metal=cathode_metal, position=position, emitter=emitter, nc_radius=nc_radius,
-                ligand=ligand, nc_gap=nc_gap, h_max=h_max, h_edge=h_edge, h_nc=h_nc,
-                cells_across=cells_across, length_unit=length_unit)
+    L = _layout_of("micro_aperture_3d", locals())  # first: locals() holds the arguments only
     with gmsh_session("micro_aperture_3d") as gmsh:
         _build_3d(gmsh, L, resolution, bool(quarter))
         mesh = finish(gmsh, 3, msh_path, length_unit)

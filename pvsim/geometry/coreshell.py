@@ -32,7 +32,7 @@ import numpy as np
 from ..mesh import Mesh
 from ..units import LENGTH_UNITS
 from .gmsh_tools import (ShapeParameter, Sizes, add_region_groups, boundary_entities, faces_on_plane,
-                         finish, gmsh_session, with_shape)
+                         finish, gmsh_session, mend_negative_edges, with_shape)
 
 _PARTICLE = ("core", "shell", "ligand")
 _GRADING = 0.3  # largest growth of the element size per unit distance
@@ -142,8 +142,20 @@ def _entities_where(gmsh, dim: int, predicate, n: int = 5) -> list[int]:
     return out
 
 
-def _size_particle(gmsh, sizes: Sizes, dim: int, p: _Particle, regions, h: dict, far: float):
-    """Fine sizes at the shell (and ligand) surfaces graded to ``far``; the core capped at h_core."""
+def _add_boundary_groups(gmsh, fn: str, dim: int, groups: dict[str, list[int]], tol: float) -> None:
+    """Physical groups of the (dim-1) entities in ``groups`` and, in 2D, ``axis`` (r = 0)."""
+    if dim == 2:
+        groups["axis"] = _entities_where(gmsh, 1, lambda q: np.abs(q[:, 0]) < tol)
+    for name, tags in groups.items():
+        if not tags:
+            raise RuntimeError(f"{fn}: no boundary found for group '{name}'")
+        gmsh.model.addPhysicalGroup(dim - 1, sorted(tags), name=name)
+
+
+def _size_particle(gmsh, resolution: float, dim: int, p: _Particle, regions, h: dict, far: float) -> Sizes:
+    """The size field's pieces of the particle: fine sizes at the shell (and ligand) surfaces
+    graded to ``far``, the core capped at h_core; add the rest, then ``apply``."""
+    sizes = Sizes(gmsh, resolution, _GRADING)
     R = p.outer[1]
     for name in ("shell", "ligand"):
         if name in h:
@@ -157,6 +169,7 @@ def _size_particle(gmsh, sizes: Sizes, dim: int, p: _Particle, regions, h: dict,
     if dim == 2:
         lo[0] = 0.0
     sizes.box(lo, [a] * (dim - 1) + [p.centre + a], inside=h["core"], outside=far)
+    return sizes
 
 
 class _Ladder:
@@ -231,91 +244,13 @@ class _Ladder:
                 gmsh.model.mesh.setTransfiniteSurface(t, cornerTags=sorted(corners & vertices))
 
 
-def _edge_weights(x: np.ndarray, tri: np.ndarray):
-    """Planar EAFE weights of one region's edges: (w per edge, edge of each corner's opposite
-    side (M, 3), smallest angle in degrees). w = sum of cot(opposite angle) / 2 over the
-    region's triangles holding the edge; the axisymmetric weight has the same sign."""
-    p = x[tri]  # (M, 3, 2)
-    cots, angles, keys = [], [], []
-    for k in range(3):
-        u, v = p[:, (k + 1) % 3] - p[:, k], p[:, (k + 2) % 3] - p[:, k]
-        cross = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-        dot = np.sum(u * v, axis=1)
-        cots.append(0.5 * dot / cross)
-        angles.append(np.arctan2(cross, dot))
-        a, b = tri[:, (k + 1) % 3], tri[:, (k + 2) % 3]
-        keys.append(np.minimum(a, b) * len(x) + np.maximum(a, b))
-    _, inv = np.unique(np.stack(keys, axis=1), return_inverse=True)
-    inv = inv.reshape(tri.shape)
-    w = np.bincount(inv.ravel(), weights=np.stack(cots, axis=1).ravel())
-    return w, inv, float(np.degrees(np.min(angles)))
-
-
-def _defects(x: np.ndarray, tri: np.ndarray, sign: np.ndarray) -> tuple[int, float]:
-    """(negative edges, smallest angle) of one region; an inverted triangle counts as angle 0."""
-    u, v = x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]
-    if np.any(np.sign(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) != sign):
-        return len(tri), 0.0
-    w, _, angle = _edge_weights(x, tri)
-    return int(np.sum(w < -1e-12 * np.median(np.abs(w)))), angle
-
-
-def _push_obtuse(gmsh, regions: dict[str, list[int]], sweeps: int = 3) -> None:
-    """Move free nodes that face a negative-weight edge at an obtuse angle (2D meshes).
-
-    On a region's boundary an edge has one triangle in that region, so its EAFE weight is
-    cot(opposite angle) / 2: negative when that angle exceeds 90 degrees. Where the opposite
-    node is free (inside a surface), it is pushed away from the edge's midpoint to just
-    outside the circle on the edge as diameter; a move is kept only when the region then
-    has fewer negative edges, no inverted triangle and no angle below min(20 degrees, the
-    smallest before). Deterministic.
-    """
-    tags, coords, _ = gmsh.model.mesh.getNodes()
-    local = {int(t): i for i, t in enumerate(tags)}
-    x = coords.reshape(-1, 3)[:, :2].copy()
-    for _ in range(sweeps):
-        moved = False
-        for surfaces in regions.values():
-            tri, free = [], set()
-            for s in surfaces:
-                _, _, nodes = gmsh.model.mesh.getElements(2, s)
-                tri.append(np.vectorize(local.get)(nodes[0].astype(np.int64)).reshape(-1, 3))
-                inner, _, _ = gmsh.model.mesh.getNodes(2, s, includeBoundary=False)
-                free |= {local[int(t)] for t in inner}
-            tri = np.concatenate(tri)
-            u, v = x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]
-            sign = np.sign(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-            count, min_angle = _defects(x, tri, sign)
-            if not count:
-                continue
-            w, inv, _ = _edge_weights(x, tri)
-            bad = w[inv] < -1e-12 * np.median(np.abs(w))  # (M, 3): the side opposite corner k
-            for m, k in zip(*np.nonzero(bad)):
-                a, b, c = tri[m, (k + 1) % 3], tri[m, (k + 2) % 3], tri[m, k]
-                mid, half = 0.5 * (x[a] + x[b]), 0.5 * np.linalg.norm(x[a] - x[b])
-                if c not in free or np.linalg.norm(x[c] - mid) >= half:
-                    continue  # fixed node, or no longer obtuse after an earlier move
-                away = (x[c] - mid) / np.linalg.norm(x[c] - mid)
-                old = x[c].copy()
-                for factor in (1.05, 1.2, 1.4):
-                    x[c] = mid + factor * half * away
-                    n, angle = _defects(x, tri, sign)
-                    if n < count and angle >= min(min_angle, 20.0):
-                        count, min_angle, moved = n, angle, True
-                        gmsh.model.mesh.setNode(int(tags[c]), [x[c, 0], x[c, 1], 0.0], [])
-                        break
-                    x[c] = old
-        if not moved:
-            break
-
-
 def _finish(gmsh, dim: int, regions, msh_path, length_unit: str, axisymmetric: bool) -> Mesh:
-    """:func:`finish`, with :func:`_push_obtuse` between generation and output in 2D."""
+    """:func:`finish`, with :func:`mend_negative_edges` between generation and output in 2D."""
     if dim == 3:
         return finish(gmsh, 3, msh_path, length_unit, axisymmetric)
     gmsh.option.setNumber("Mesh.Smoothing", 5)
     return finish(gmsh, 2, msh_path, length_unit, axisymmetric,
-                  after_generate=lambda g: _push_obtuse(g, regions))
+                  after_generate=lambda g: mend_negative_edges(g, regions, axisymmetric))
 
 
 def _node_sets(mesh: Mesh, names) -> np.ndarray:
@@ -369,9 +304,10 @@ def core_shell_led(*, axisymmetric: bool = True, core_radius: float = 4.5, shell
     thickness; sizes grow by at most 0.3 per unit distance away from the surfaces. 2D: each
     matrix wedge at a contact rim is meshed as a ladder (rungs joining plane and sphere
     points at equal distances from the rim, Delaunay diagonals) up to where it is one
-    element wide, and after generation a free node facing a region-boundary edge at an
-    obtuse angle is pushed off that edge: the axisymmetric meshes come out with no negative
-    EAFE edge (smallest angle about 20 degrees, at the rims). 3D tetrahedra (Netgen
+    element wide, and after generation an edge with a negative EAFE weight is flipped inside
+    its surface, or split at its middle (:func:`~pvsim.geometry.gmsh_tools.mend_negative_edges`):
+    the axisymmetric meshes come out with no negative EAFE edge (smallest angle about 20
+    degrees, at the rims). 3D tetrahedra (Netgen
     optimised) keep about one edge in six with a negative EAFE weight, as unstructured
     tetrahedral meshes do; :func:`~pvsim.geometry.mesh_quality` reports them.
 
@@ -458,15 +394,9 @@ def core_shell_led(*, axisymmetric: bool = True, core_radius: float = 4.5, shell
         groups = {"anode": faces_on_plane(gmsh, dim, dim - 1, 0.0, tol),
                   "cathode": faces_on_plane(gmsh, dim, dim - 1, planes[-1], tol),
                   "outer": _entities_where(gmsh, dim - 1, lambda q: np.abs(radial(q) - Rc) < tol)}
-        if dim == 2:
-            groups["axis"] = _entities_where(gmsh, 1, lambda q: np.abs(q[:, 0]) < tol)
-        for name, tags in groups.items():
-            if not tags:
-                raise RuntimeError(f"{fn}: no boundary found for group '{name}'")
-            gmsh.model.addPhysicalGroup(dim - 1, sorted(tags), name=name)
+        _add_boundary_groups(gmsh, fn, dim, groups, tol)
 
-        sizes = Sizes(gmsh, resolution, _GRADING)
-        _size_particle(gmsh, sizes, dim, p, regions, h, h_far)
+        sizes = _size_particle(gmsh, resolution, dim, p, regions, h, h_far)
         for (_, t), z0 in zip(stack, planes):
             lo = [0.0 if dim == 2 else -Rc] + [-Rc] * (dim - 2) + [z0 - tol]
             sizes.box(lo, [Rc] * (dim - 1) + [z0 + t + tol], inside=min(h_far, t / 3), outside=h_far)
@@ -557,7 +487,7 @@ def core_shell_particle(*, axisymmetric: bool = True, core_radius: float = 4.5, 
     Mesh size (divided by ``resolution``): ``h_shell`` (shell/3) and ``h_ligand``
     (ligand/3) within two elements of their surfaces, ``h_core`` (core_radius/4) in the
     core, growing by 0.3 per unit distance to ``h_medium`` (default medium_radius/6). 2D:
-    nodes facing a region-boundary edge at an obtuse angle are pushed off it, as in
+    edges with a negative EAFE weight are flipped or split after meshing, as in
     :func:`core_shell_led`, so the axisymmetric meshes have no negative EAFE edge.
 
     ``Mesh.shape``: ``core_radius`` (the core surface and, with the thicknesses held, the
@@ -595,14 +525,8 @@ def core_shell_particle(*, axisymmetric: bool = True, core_radius: float = 4.5, 
         add_region_groups(gmsh, dim, regions, list(regions))
         groups = {"outer": _entities_where(gmsh, dim - 1,
                                            lambda q: np.abs(np.linalg.norm(q, axis=1) - Rm) < tol)}
-        if dim == 2:
-            groups["axis"] = _entities_where(gmsh, 1, lambda q: np.abs(q[:, 0]) < tol)
-        for name, tags in groups.items():
-            if not tags:
-                raise RuntimeError(f"{fn}: no boundary found for group '{name}'")
-            gmsh.model.addPhysicalGroup(dim - 1, sorted(tags), name=name)
-        sizes = Sizes(gmsh, resolution, _GRADING)
-        _size_particle(gmsh, sizes, dim, p, regions, h, h_far)
+        _add_boundary_groups(gmsh, fn, dim, groups, tol)
+        sizes = _size_particle(gmsh, resolution, dim, p, regions, h, h_far)
         sizes.box([-Rm] * dim, [Rm] * dim, inside=h_far, outside=h_far)
         sizes.apply()
         mesh = _finish(gmsh, dim, regions, msh_path, length_unit, axisymmetric)

@@ -10,7 +10,9 @@ Conventions every generator in :mod:`pvsim.geometry` follows:
 * a named physical group for every region, every interface between two regions
   (``"<a>_<b>"``, in the order the generator documents) and every contact or outer face;
 * ``Mesh.shape`` maps each geometric parameter to a :class:`ShapeParameter`: the surface
-  nodes that parameter moves and their velocity, the input of the shape gradients.
+  nodes that parameter moves and their velocity, the input of the shape gradients;
+* a 2D or axisymmetric gmsh mesh goes through :func:`mend_negative_edges` (``finish``'s
+  ``after_generate`` hook): edge flips and splits until no EAFE edge weight is negative.
 """
 
 from __future__ import annotations
@@ -152,7 +154,6 @@ class Sizes:
     def near(self, size: float, far: float, points=(), curves=(), surfaces=(), sampling: int = 20):
         """``size`` within ``2 size`` of the entities, growing by ``grading`` to ``far``."""
         fld = self.gmsh.model.mesh.field
-        size, far = size / self.res, far / self.res
         dist = fld.add("Distance")
         if points:
             fld.setNumbers(dist, "PointsList", list(points))
@@ -161,6 +162,20 @@ class Sizes:
         if surfaces:
             fld.setNumbers(dist, "SurfacesList", list(surfaces))
         fld.setNumber(dist, "Sampling", sampling)
+        return self._threshold(dist, size, far)
+
+    def near_expression(self, size: float, far: float, distance: str):
+        """Like :meth:`near`, with the distance given as a gmsh MathEval expression of x, y, z."""
+        fld = self.gmsh.model.mesh.field
+        dist = fld.add("MathEval")
+        fld.setString(dist, "F", distance)
+        return self._threshold(dist, size, far)
+
+    def _threshold(self, dist: int, size: float, far: float) -> int:
+        """``size`` (over ``resolution``) where the distance field ``dist`` is below ``2 size``,
+        growing by ``grading`` to ``far``; added to the pieces."""
+        fld = self.gmsh.model.mesh.field
+        size, far = size / self.res, far / self.res
         thr = fld.add("Threshold")
         fld.setNumber(thr, "InField", dist)
         fld.setNumber(thr, "SizeMin", size)
@@ -194,3 +209,211 @@ class Sizes:
         for opt in ("Mesh.MeshSizeExtendFromBoundary", "Mesh.MeshSizeFromPoints",
                     "Mesh.MeshSizeFromCurvature"):
             self.gmsh.option.setNumber(opt, 0)
+
+
+# ------------------------------------------------ 2D repair: negative EAFE edge weights
+def _corner_weights(pts: np.ndarray, tri: np.ndarray, axisymmetric: bool) -> np.ndarray:
+    """(M, 3): each triangle's EAFE weight of the side opposite each corner, from
+    :func:`~pvsim.discretize.element_geometry` (axisymmetric: times 2 pi r at the centroid)."""
+    from ..discretize import element_geometry
+
+    w, _ = element_geometry(pts[tri], axisymmetric, xp=np)
+    return w[:, ::-1]  # its pairs (0, 1), (0, 2), (1, 2) lie opposite corners 2, 1, 0
+
+
+def _signed_area(pts: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    u, v = pts[tri[:, 1]] - pts[tri[:, 0]], pts[tri[:, 2]] - pts[tri[:, 0]]
+    return 0.5 * (u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
+
+
+def _edge_weights(pts, tri, region, axisymmetric):
+    """Region edges of a triangulation and their summed weights, as ``discretize`` sums them.
+
+    Returns (corner, inv, w): ``corner`` (M, 3) the triangles' weights of the side opposite
+    each corner, ``inv`` (M, 3) the edge of that side, ``w`` the summed weight per edge."""
+    n = len(pts)
+    a, b = tri[:, [1, 2, 0]], tri[:, [2, 0, 1]]
+    key = (region[:, None].astype(np.int64) * n + np.minimum(a, b)) * n + np.maximum(a, b)
+    keys, inv = np.unique(key.ravel(), return_inverse=True)
+    corner = _corner_weights(pts, tri, axisymmetric)
+    return corner, inv.reshape(tri.shape), np.bincount(inv, corner.ravel(), len(keys))
+
+
+def _negative(w: np.ndarray) -> np.ndarray:
+    """Edges counted as negative, by the test of ``Discretization.negative_weight_report``."""
+    from ..discretize import negative_weights
+
+    return np.nonzero(negative_weights(w))[0]
+
+
+def flip_negative_edges(pts: np.ndarray, tri: np.ndarray, entity: np.ndarray, region: np.ndarray,
+                        axisymmetric: bool, max_sweeps: int = 50) -> tuple[np.ndarray, int]:
+    """Flip diagonals to remove negative EAFE edge weights from a 2D triangulation.
+
+    An edge's weight (summed over the triangles of its region) is negative when the two
+    angles facing it add up to more than 180 degrees; axisymmetric, where each triangle's
+    cotangent is weighted by its centroid radius, also when the pair is nearly cocircular
+    and the obtuse side lies farther from the axis. Such an edge shared by two triangles of
+    one ``entity`` (a gmsh surface: never an interface or boundary line) is replaced by the
+    other diagonal of their quadrilateral when that is convex and the smallest weight of the
+    five edges involved grows; sweeps repeat until nothing changes. Deterministic. Returns
+    the new (M, 3) triangles (same orientation) and the number of flips.
+    """
+    tri = tri.copy()
+    orient = np.sign(_signed_area(pts, tri))
+    total = 0
+    for _ in range(max_sweeps):
+        half, inv, w = _edge_weights(pts, tri, region, axisymmetric)
+        bad = _negative(w)
+        if not len(bad):
+            break
+
+        def weight(t, p, q):
+            k = next(k for k in range(3) if tri[t, k] not in (p, q))
+            return w[inv[t, k]]
+
+        busy, flips = set(), 0
+        for e in bad[np.argsort(w[bad], kind="stable")]:
+            sides = np.argwhere(inv == e)
+            if len(sides) != 2:
+                continue
+            (t1, k1), (t2, k2) = (int(i) for i in sides[0]), (int(i) for i in sides[1])
+            if entity[t1] != entity[t2] or {t1, t2} & busy:
+                continue
+            c, p, q = tri[t1, k1], tri[t1, (k1 + 1) % 3], tri[t1, (k1 + 2) % 3]
+            d = tri[t2, k2]
+            new = np.array([[c, p, d], [c, d, q]])
+            area = _signed_area(pts, new) * orient[t1]
+            if not np.all(area > 1e-9 * np.abs(_signed_area(pts, tri[[t1, t2]])).max()):
+                continue  # not strictly convex
+            h1, h2 = dict(zip(tri[t1], half[t1])), dict(zip(tri[t2], half[t2]))
+            h_new = _corner_weights(pts, new, axisymmetric)
+            h3, h4 = dict(zip(new[0], h_new[0])), dict(zip(new[1], h_new[1]))
+            old = [w[e], weight(t1, c, p), weight(t1, q, c), weight(t2, p, d), weight(t2, d, q)]
+            after = [h3[p] + h4[q], old[1] - h1[q] + h3[d], old[2] - h1[p] + h4[d],
+                     old[3] - h2[q] + h3[c], old[4] - h2[p] + h4[c]]
+            if min(after) > min(old) + 1e-12 * abs(min(old)):
+                # no other flip this sweep may rely on the weights of these five edges
+                busy |= {int(t) for t in np.nonzero(np.isin(tri, [c, d, p, q]).sum(axis=1) >= 2)[0]}
+                tri[t1], tri[t2] = new
+                flips += 1
+        total += flips
+        if not flips:
+            break
+    return tri, total
+
+
+def _split_negative_edges(pts, tri, entity, region, segments, split_point, axisymmetric):
+    """Split at their middle the negative edges that no flip could mend.
+
+    ``segments`` maps a line's tag to its list of [a, b] node pairs (the 1D elements), and
+    ``split_point(line, a, b)`` gives the point of the line between points a and b; an
+    edge on no line is split at its midpoint, inside its surface. Every triangle on the
+    edge is cut in two through the new node. Returns the new points, triangles, the parent
+    of every triangle (an index into the old ones) and the new nodes as (dim, entity,
+    index); ``segments`` is updated in place.
+    """
+    _, inv, w = _edge_weights(pts, tri, region, axisymmetric)
+    line_of = {frozenset(seg): line for line, segs in segments.items() for seg in segs}
+    orient = np.sign(_signed_area(pts, tri))
+    pts, tri, parent, added, busy = list(pts), tri.tolist(), list(range(len(tri))), [], set()
+    for e in _negative(w):
+        t, k = (int(i) for i in np.argwhere(inv == e)[0])
+        p, q = tri[t][(k + 1) % 3], tri[t][(k + 2) % 3]
+        line = line_of.get(frozenset((p, q)))
+        on_edge = [i for i, c in enumerate(tri) if p in c and q in c]
+        if busy & set(on_edge):
+            continue
+        m = len(pts)
+        point = 0.5 * (pts[p] + pts[q]) if line is None else split_point(line, pts[p], pts[q])
+        cand = np.asarray(pts + [point])
+        halves = [[m if v == q else v for v in tri[i]] for i in on_edge] + \
+            [[m if v == p else v for v in tri[i]] for i in on_edge]
+        if not np.all(np.sign(_signed_area(cand, np.array(halves))) == np.tile(orient[on_edge], 2)):
+            continue  # the point of a curved line falls outside a triangle: leave it
+        pts = list(cand)
+        for j, i in enumerate(on_edge):
+            tri[i] = halves[j]
+            tri.append(halves[len(on_edge) + j])
+            parent.append(parent[i])
+        orient = np.concatenate([orient, orient[on_edge]])
+        busy |= set(on_edge) | set(range(len(tri) - len(on_edge), len(tri)))
+        if line is None:
+            added.append((2, int(entity[on_edge[0]]), m))
+            continue
+        segs = segments[line]
+        i = next(i for i, s in enumerate(segs) if set(s) == {p, q})
+        a, b = segs[i]
+        segs[i:i + 1] = [[a, m], [m, b]]
+        line_of[frozenset((a, m))] = line_of[frozenset((m, b))] = line
+        added.append((1, line, m))
+    return np.asarray(pts), np.asarray(tri, dtype=np.int64), np.asarray(parent, dtype=np.int64), added
+
+
+def mend_negative_edges(gmsh, regions: dict[str, list[int]], axisymmetric: bool, rounds: int = 8) -> int:
+    """Remove negative EAFE edge weights from the current 2D gmsh mesh, in place.
+
+    ``regions`` maps each region to its surfaces (weights are summed per region edge, as
+    :func:`~pvsim.discretize.discretize` does; ``axisymmetric``: coordinates (r, z), each
+    triangle's weights times 2 pi r at its centroid). Rounds of :func:`flip_negative_edges`
+    inside each surface, then splits at their middle of the edges left (on a line: a new
+    node on that line), until none is left or ``rounds`` is spent; the gmsh model's nodes,
+    line and triangle elements are updated. Use as ``finish``'s ``after_generate`` hook, so
+    that the ``.msh`` written is the repaired mesh. Returns the number of negative edges
+    left, by the test of ``mesh_quality``.
+    """
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    order = np.argsort(node_tags)
+    pts = coords.reshape(-1, 3)[:, :2]
+
+    def indices(tags):
+        return order[np.searchsorted(node_tags[order], tags)]
+
+    tri, entity, region = [], [], []
+    for r, tags in enumerate(regions.values()):
+        for ent in tags:
+            types, _, nodes = gmsh.model.mesh.getElements(2, ent)
+            if list(types) != [2]:
+                raise RuntimeError(f"mend_negative_edges: surface {ent} is not meshed with first-order "
+                                   "triangles only")
+            tri.append(indices(nodes[0]).reshape(-1, 3))
+            entity.append(np.full(len(tri[-1]), ent))
+            region.append(np.full(len(tri[-1]), r))
+    tri, entity, region = np.concatenate(tri), np.concatenate(entity), np.concatenate(region)
+    segments = {}
+    for _, line in gmsh.model.getEntities(1):
+        types, _, nodes = gmsh.model.mesh.getElements(1, line)
+        segments[line] = indices(nodes[0]).reshape(-1, 2).tolist() if len(types) else []
+    original = {line: [list(s) for s in segs] for line, segs in segments.items()}
+
+    def split_point(line, a, b):
+        point, _ = gmsh.model.getClosestPoint(1, line, [0.5 * (a[0] + b[0]), 0.5 * (a[1] + b[1]), 0.0])
+        return point[:2]
+
+    tri0, entity0, added = tri.copy(), entity.copy(), []
+    for _ in range(rounds):
+        tri, _ = flip_negative_edges(pts, tri, entity, region, axisymmetric)
+        pts, tri, parent, new = _split_negative_edges(pts, tri, entity, region, segments, split_point,
+                                                      axisymmetric)
+        entity, region = entity[parent], region[parent]
+        added += new
+        if not new:
+            break
+    else:
+        tri, _ = flip_negative_edges(pts, tri, entity, region, axisymmetric)
+
+    tag_of = np.concatenate([node_tags, gmsh.model.mesh.getMaxNodeTag() + 1 + np.arange(len(added))])
+    for dim, ent, m in added:
+        xyz = [float(pts[m][0]), float(pts[m][1]), 0.0]
+        uv = gmsh.model.getParametrization(dim, ent, xyz)
+        gmsh.model.mesh.addNodes(dim, ent, [int(tag_of[m])], xyz, list(uv))
+    for line, segs in segments.items():
+        if segs != original[line]:
+            gmsh.model.mesh.removeElements(1, line)
+            gmsh.model.mesh.addElementsByType(line, 1, [], tag_of[np.array(segs)].ravel())
+    for ent in np.unique(entity):
+        mine = tri[entity == ent]
+        if len(mine) != np.sum(entity0 == ent) or not np.array_equal(mine, tri0[entity0 == ent]):
+            gmsh.model.mesh.removeElements(2, int(ent))
+            gmsh.model.mesh.addElementsByType(int(ent), 2, [], tag_of[mine].ravel())
+    return len(_negative(_edge_weights(pts, tri, region, axisymmetric)[2]))

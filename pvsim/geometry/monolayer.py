@@ -27,7 +27,7 @@ import numpy as np
 from ..mesh import Mesh, from_arrays
 from ..units import LENGTH_UNITS
 from .gmsh_tools import (ShapeParameter, Sizes, add_region_groups, boundary_entities, finish,
-                         gmsh_session, with_shape)
+                         gmsh_session, mend_negative_edges, with_shape)
 
 RESERVED = ("nc", "ligand", "matrix")
 GRADING = 0.3  # largest relative growth of neighbouring element sizes
@@ -262,7 +262,10 @@ def nc_monolayer(*, dim: int = 2, below=(("hil", 30.0), ("htl", 30.0)), above=((
     In 3D the face and body diagonals (4 of the 7 edges per node) carry weight exactly 0, which
     round-off turns into +-1e-17: a negative-weight count taken relative to the median |w|
     (itself ~0 here) flags them; relative to max |w| there are none. The gmsh meshes are not
-    Delaunay across interfaces: in 3D about 15-25 % of their region edges have negative weight.
+    Delaunay across interfaces: in 2D the edges with a negative weight are flipped inside their
+    surface, or split at their middle, after meshing
+    (:func:`~pvsim.geometry.gmsh_tools.mend_negative_edges`), which leaves none; in 3D about
+    15-25 % of the region edges have negative weight (no repair).
 
     **Shape parameters** (``Mesh.shape``): ``nc_size``, ``ligand``, ``overlap``,
     ``layer_gap``, one per transport layer named after the layer (its thickness) and
@@ -434,7 +437,8 @@ def _gmsh(lay: _Layout, cfg: _Config, h: dict, msh_path, length_unit: str) -> Me
         for _, z0, z1 in lay.bands:
             sizes.box([*lo[:-1], z0 - tol], [*hi[:-1], z1 + tol], min(h["layer"], (z1 - z0) / 3), h["layer"])
         sizes.apply()
-        return finish(gmsh, d, msh_path, length_unit)
+        mend = (lambda g: mend_negative_edges(g, regions, axisymmetric=False)) if d == 2 else None
+        return finish(gmsh, d, msh_path, length_unit, after_generate=mend)
 
 
 # ------------------------------------------------------------------- structured
