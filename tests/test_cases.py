@@ -42,6 +42,7 @@ def test_nc_led_turn_on_and_recombination_zone(tmp_path):
     assert 0 < float(last.iqe) <= 1
 
 
+@pytest.mark.slow  # 40 s: two sweeps of the 1D LED; the tunnelling law itself is in test_interfaces
 def test_nc_led_ligand_thickness_raises_turn_on():
     """Thicker ligand shells at both NC interfaces (0.5 -> 3 nm tunnelling barriers) cut the
     injection: less current at every forward bias, a later turn-on, a lower IQE and a
