@@ -1,7 +1,8 @@
 """Results as an ``xarray.Dataset`` (DESIGN.md section 6) and NetCDF output.
 
-Dimensions ``bias``, ``node``, ``contact``, ``dim``, ``channel``; every variable carries CF
-``units`` and ``long_name``. At an interface node, densities, rates and band edges are the
+Dimensions ``bias``, ``node``, ``contact``, ``dim``, ``channel``, ``cell``, ``vertex``; every
+variable carries CF ``units`` and ``long_name``. ``cells``/``cell_region`` hold the mesh
+(for plots and VTU export), ``volume`` the node control volumes. At an interface node, densities, rates and band edges are the
 control-volume-weighted averages of the adjacent regions' values (so sum(R * V) over nodes is
 the exact discrete integral); potentials are single-valued there.
 """
@@ -69,6 +70,18 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
         units="1", long_name="region index of the node (first region at interfaces)",
         flag_values=np.arange(len(dev.disc.region_names)),
         flag_meanings=" ".join(dev.disc.region_names)))
+    cells = np.concatenate([mesh.regions[r] for r in dev.disc.region_names])
+    ds["cells"] = (("cell", "vertex"), cells, dict(
+        units="1", long_name="simplex connectivity (node indices), all regions"))
+    ds["cell_region"] = ("cell", np.concatenate(
+        [np.full(len(mesh.regions[r]), k) for k, r in enumerate(dev.disc.region_names)]), dict(
+        units="1", long_name="region index of the cell", flag_values=np.arange(len(dev.disc.region_names)),
+        flag_meanings=" ".join(dev.disc.region_names)))
+    vol_unit = {1: "m", 2: "m2", 3: "m3"}[dev.scales.dim_eff]
+    ds["volume"] = ("node", np.bincount(dev.disc.site_node, dev.disc.site_volume, mesh.n_nodes)
+                    * dev.scales.L_ref ** dev.scales.dim_eff, dict(
+        units=vol_unit, long_name="control volume of the node (all regions; 2 pi r weighted "
+                                  "when axisymmetric, per metre of depth in 2D)"))
     for name, (key, units, long) in _NODE_FIELDS.items():
         ds[name] = (("bias", "node"), stack(key), dict(units=units, long_name=long))
     heat = bool(obs) and "temperature" in obs[0]
