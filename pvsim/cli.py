@@ -4,6 +4,7 @@
 ``pvsim mesh GENERATOR --param value ... -o FILE.msh``: build a device mesh by name
 (``pvsim mesh --list``; ``pvsim mesh GENERATOR --help`` lists its parameters).
 ``pvsim materials [NAME]``: the material library, or one entry with its sources.
+``pvsim validate CASE.toml``: check a case without solving; ``pvsim info OUT.nc``: summarise a result.
 """
 
 from __future__ import annotations
@@ -13,8 +14,55 @@ import sys
 from pathlib import Path
 
 
+def _n_targets(case_path) -> int:
+    """Number of bias points a case's [sweep] asks for (0 when it cannot be read here)."""
+    from .case import load_case
+
+    try:
+        sw = load_case(case_path)[0].sweep
+    except Exception:  # noqa: BLE001 - reported properly by the run itself
+        return 0
+    if sw is None:
+        return 0
+    values = sw.voltage_list()
+    if values is None:
+        values = sw.currents_A_cm2 or sw.currents_A_m or sw.currents_A or []
+    return len(values)
+
+
+def _summary_table(ds):
+    """Rich table of a result: bias, contact voltages and currents, IQE, Newton work, time."""
+    from rich.table import Table
+
+    cu = ds.attrs["current_units"]
+    table = Table(title=f"{ds.attrs.get('geometry', '')} sweep, {ds.sizes['bias']} bias points "
+                        f"({ds.attrs['status']})")
+    table.add_column("bias", justify="right")
+    driven = [c for c in ds.contact.values if float(abs(ds.voltage.sel(contact=c)).max()) > 0]
+    driven = driven or list(ds.contact.values[:1])
+    for c in driven:
+        table.add_column(f"V {c} (V)", justify="right")
+    table.add_column(f"I {driven[0]} ({cu})", justify="right")
+    table.add_column("IQE", justify="right")
+    if "peak_temperature" in ds:
+        table.add_column("T max (K)", justify="right")
+    table.add_column("Newton", justify="right")
+    table.add_column("ms", justify="right")
+    for b in range(ds.sizes["bias"]):
+        row = [str(b)] + [f"{float(ds.voltage[b].sel(contact=c)):+.3f}" for c in driven]
+        row.append(f"{float(ds.current[b].sel(contact=driven[0])):+.4e}")
+        iqe = float(ds.iqe[b])
+        row.append("-" if iqe != iqe else f"{iqe:.3f}")
+        if "peak_temperature" in ds:
+            row.append(f"{float(ds.peak_temperature[b]):.2f}")
+        row += [str(int(ds.newton_iterations[b])), f"{float(ds.wall_time[b]) * 1e3:.0f}"]
+        table.add_row(*row)
+    return table
+
+
 def _run(args) -> int:
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .api import run_case
     from .case import CaseError
@@ -23,26 +71,89 @@ def _run(args) -> int:
 
     console = Console(stderr=True)
     out = Path(args.output) if args.output else Path(args.case).with_suffix(".nc").name
+    bar = None
 
     def progress(i, r):
         v = " ".join(f"{x:+.3f}" for x in r.observables["voltage"])
         cur = " ".join(f"{x:+.4e}" for x in r.observables["current"])
-        console.print(f"[{i:3d}] V = {v} V   I = {cur}   {r.iterations:2d} it {r.factorizations:2d} LU "
-                      f"{r.wall_time * 1e3:7.1f} ms", highlight=False)
+        if args.verbose:
+            console.print(f"[{i:3d}] V = {v} V   I = {cur}   {r.iterations:2d} it {r.factorizations:2d} LU "
+                          f"{r.wall_time * 1e3:7.1f} ms", highlight=False)
+        if bar is not None:
+            bar.update(task, advance=1, description=f"V = {v} V")
 
     try:
         import warnings
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
-            ds = run_case(args.case, output=out, progress=None if args.quiet else progress)
+            if args.quiet or args.verbose:
+                ds = run_case(args.case, output=out, progress=None if args.quiet else progress)
+            else:
+                with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=console, transient=True) as bar:
+                    task = bar.add_task("compiling and solving equilibrium", total=_n_targets(args.case))
+                    ds = run_case(args.case, output=out, progress=progress)
     except (CaseError, MeshError, SweepFailure, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
     for w in caught:
         console.print(f"[bold yellow]sweep stopped:[/] {w.message}", highlight=False)
+    if not args.quiet:
+        console.print(_summary_table(ds))
     console.print(f"wrote {out} ({ds.sizes['bias']} bias points, current in {ds.attrs['current_units']})")
     return 1 if ds.attrs["status"] != "complete" else 0
+
+
+def _validate(args) -> int:
+    from rich.console import Console
+
+    from .case import CaseError, build_device, load_case, sweep_targets
+    from .mesh import MeshError
+    from .units import enable_x64
+
+    console = Console(stderr=True)
+    enable_x64()
+    try:
+        case, base = load_case(args.case)
+        dev = build_device(case, base)
+        targets = sweep_targets(case, dev)
+    except (CaseError, MeshError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    out = Console()
+    out.print(f"[bold]{case.simulation.name}[/]: {case.simulation.description}", highlight=False)
+    out.print(dev.mesh.summary(), highlight=False)
+    for region, m in dev.materials.items():
+        name = (case.regions[region].material if region in case.regions else None) or "?"
+        out.print(f"  {region:>12s}: {name} ({m.kind})", highlight=False)
+    out.print("contacts: " + ", ".join(f"{c.name} ({c.kind}, {c.control})" for c in dev.contacts),
+              highlight=False)
+    out.print(f"{len(targets)} bias point(s); heat {'on' if dev.heat is not None else 'off'}; "
+              f"T = {case.simulation.temperature_K:g} K", highlight=False)
+    out.print("[green]valid[/]")
+    return 0
+
+
+def _info(args) -> int:
+    import xarray as xr
+    from rich.console import Console
+
+    console = Console()
+    path = Path(args.result)
+    if not path.exists():
+        Console(stderr=True).print(f"[bold red]error:[/] '{path}' not found")
+        return 2
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        first = (ds.attrs.get("case", "") or "").splitlines()
+        console.print(f"[bold]{path}[/]: pvsim {ds.attrs.get('pvsim_version', '?')}, "
+                      f"{ds.attrs.get('geometry', '?')}, {ds.sizes.get('node', 0)} nodes, "
+                      f"regions {ds.attrs.get('regions', '')}", highlight=False)
+        if first:
+            console.print(f"case: {first[0]}", highlight=False)
+        console.print("variables: " + ", ".join(sorted(ds.data_vars)), highlight=False)
+        console.print(_summary_table(ds))
+    return 0
 
 
 def _value(text: str):
@@ -147,7 +258,17 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run a case file and write the results as NetCDF")
     run.add_argument("case", help="case file (TOML)")
     run.add_argument("-o", "--output", help="output NetCDF file (default: CASE.nc in the working directory)")
-    run.add_argument("-q", "--quiet", action="store_true", help="no per-bias progress lines")
+    noise = run.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary table")
+    noise.add_argument("-v", "--verbose", action="store_true",
+                       help="one line per bias point (voltages, currents, Newton iterations, time)")
+    val = sub.add_parser("validate", help="check a case file without solving",
+                         description="Load and check a case file as `run` would, without solving: "
+                                     "every error names the key or region and the fix.")
+    val.add_argument("case", help="case file (TOML)")
+    info = sub.add_parser("info", help="summarise a result file: device, variables, IV table",
+                          description="Print what a pvsim NetCDF result holds and its bias table.")
+    info.add_argument("result", help="NetCDF file written by pvsim run")
     mesh = sub.add_parser(
         "mesh", add_help=False, help="build a device mesh with a named generator and write .msh",
         description="Build a mesh with a pvsim.geometry generator: pvsim mesh GENERATOR --param value "
@@ -163,6 +284,10 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     if args.command == "materials":
         return _materials(args)
+    if args.command == "validate":
+        return _validate(args)
+    if args.command == "info":
+        return _info(args)
     if args.command == "mesh":
         if args.help_generator and args.generator is None:
             mesh.print_help()

@@ -169,3 +169,22 @@ def test_library_materials_in_case_files():
     lib["mesh"]["layers"][2]["material"] = "x"
     msg = _error(lib)
     assert "CsPbBr7" in msg and "CsPbBr3" in msg
+
+
+def test_cli_validate_and_info(tmp_path):
+    """`pvsim validate` checks without solving (0: valid, 2: the error names the key);
+    `pvsim info` prints the result's bias table, whose currents are the file's."""
+    cli = [sys.executable, "-m", "pvsim.cli"]
+    ok = subprocess.run(cli + ["validate", str(ROOT / "cases" / "core_shell_axisym.toml")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "valid" in ok.stdout and "shell" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / "cases" / "pn_diode_1d.toml").read_text().replace("donors_cm3", "donors_cm"))
+    out = subprocess.run(cli + ["validate", str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2 and "donors_cm3" in out.stderr and "Traceback" not in out.stderr
+    data = _variant(lambda d: d.update(sweep={"contact": "anode", "voltages_V": [0.0, 0.3]}))
+    ds = run_case(data, base_dir=ROOT / "cases", output=tmp_path / "r.nc")
+    info = subprocess.run(cli + ["info", str(tmp_path / "r.nc")], capture_output=True, text=True,
+                          env={**__import__("os").environ, "COLUMNS": "160"})
+    assert info.returncode == 0 and "complete" in info.stdout
+    assert f"{float(ds.current.sel(contact='anode')[-1]):+.4e}" in info.stdout
