@@ -1,26 +1,108 @@
-"""Differentiable figures of merit of a steady state.
+"""Figures of merit: one definition of each formula, for post-processing and inverse design.
 
-Every function takes (device, state, params), with ``state`` a
-:class:`~pvsim.adjoint.SteadyState` (or anything with ``ref`` and ``delta``), and is a pure
-JAX function: ``jax.grad`` through :func:`pvsim.adjoint.make_steady_state` gives exact
-sensitivities. Currents are in ``device.scales.current_units`` (A/m^2 in 1D, A/m in 2D,
-A in 3D and axisymmetric), rates integrated over the device volume.
+Two layers:
+
+* The **array layer**, :class:`arrays`: pure functions of arrays (integrated currents,
+  weights, coordinates). They use plain arithmetic, or pick the array module of their input
+  (``numpy`` for numpy arrays, ``jax.numpy`` for JAX arrays and tracers), so the same
+  formula serves :mod:`pvsim.post` (numpy, on a results Dataset) and the differentiable
+  inverse design (JAX, under ``jit``/``grad``). Reductions run over the last axis.
+* The **device-state functions** below take (device, state, params), with ``state`` a
+  :class:`~pvsim.adjoint.SteadyState` (or anything with ``ref`` and ``delta``), and are pure
+  JAX functions: ``jax.grad`` through :func:`pvsim.adjoint.make_steady_state` gives exact
+  sensitivities. They gather the integrals from the state and apply the array layer.
+
+Currents are in ``device.scales.current_units`` (A/m^2 in 1D, A/m in 2D, A in 3D and
+axisymmetric), rates integrated over the device volume.
 
 * :func:`terminal_currents`: direct currents into the device at every contact (split state,
   full precision).
 * :func:`recombination_currents`: q * integral of R_srh, R_rad, R_auger, and the surface SRH
   of all interfaces.
+* :func:`recombination_fractions`: the share of each of those channels (sums to 1).
 * :func:`iqe`: internal quantum efficiency q int R_rad dV / |I(contact)|.
-* :func:`charge_balance`: q int (R_srh + R_rad + R_auger) dV / |I(contact)|: the fraction of
-  the current that recombines inside the device (leakage of either carrier to the opposite
-  contact lowers it).
+* :func:`eqe`: IQE times an outcoupling efficiency.
+* :func:`charge_balance`: q int (R_srh + R_rad + R_auger) dV plus the interface (surface)
+  recombination current, over |I(contact)|: the fraction of the current that recombines
+  inside the device (leakage of either carrier to the opposite contact lowers it).
 * :func:`recombination_zone`: centroid and width (standard deviation) of the radiative
   recombination along one coordinate.
 """
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def _module(x):
+    """The array module of ``x``: ``jax.numpy`` for JAX arrays and tracers, else ``numpy``."""
+    return jnp if isinstance(x, jax.Array) else np
+
+
+class arrays:
+    """Array layer: the formulas of the figures of merit on plain arrays (numpy or JAX).
+
+    Currents are integrated currents in one unit (any: the figures are ratios); arrays may
+    carry leading batch axes (e.g. bias), reductions run over the last axis.
+    """
+
+    @staticmethod
+    def iqe(r_rad_current, terminal_current):
+        """Internal quantum efficiency: q int R_rad dV / |I|."""
+        return r_rad_current / abs(terminal_current)
+
+    @staticmethod
+    def charge_balance(recombination_current_total, terminal_current):
+        """q int (R_srh + R_rad + R_auger) dV + interface recombination current, over |I|.
+
+        With no generation, the hole balance gives q int R = sum_k I_p(k) and so, for a
+        two-contact LED driven at the anode, charge balance = 1 - (I_n(anode) - I_p(cathode))/I:
+        the electrons leaving at the anode and the holes leaving at the cathode lower it.
+        """
+        return recombination_current_total / abs(terminal_current)
+
+    @staticmethod
+    def recombination_fractions(channels):
+        """Share of each channel (last axis) in the total recombination; sums to 1."""
+        return channels / channels.sum(axis=-1, keepdims=True)
+
+    @staticmethod
+    def zone(weights, x):
+        """(centroid, width) of a non-negative weight distribution over positions ``x``
+        (last axis): the weighted mean and standard deviation. Weights are rate times
+        control volume (e.g. R_rad * volume) so that the sums are integrals."""
+        total = weights.sum(axis=-1)
+        mean = (weights * x).sum(axis=-1) / total
+        var = (weights * (x - mean[..., None]) ** 2).sum(axis=-1) / total
+        return mean, var ** 0.5
+
+    @staticmethod
+    def smooth_max(values, sharpness, axis=-1):
+        """Log-sum-exp maximum, max(v) <= result <= max(v) + log(N) / sharpness.
+
+        ``sharpness`` is in inverse units of ``values`` (1/K for a temperature, m/V for a
+        field); the result tends to max(values) as it grows, and is differentiable: its
+        gradient is the softmax weight of each value (peak temperature, peak field).
+        """
+        xp = _module(values)
+        m = xp.max(values, axis=axis, keepdims=True)
+        if xp is jnp:
+            m = jax.lax.stop_gradient(m)  # the result does not depend on the shift
+        lse = xp.log(xp.sum(xp.exp(sharpness * (values - m)), axis=axis)) / sharpness
+        return xp.squeeze(m, axis=axis) + lse
+
+    @staticmethod
+    def region_fraction(rate_in_region, total):
+        """Share of a total that belongs to one region: ``rate_in_region / |total|`` (e.g.
+        q int_region R dV over the terminal current)."""
+        return rate_in_region / abs(total)
+
+    @staticmethod
+    def eqe(iqe, outcoupling):
+        """External quantum efficiency: IQE times the outcoupling (light-extraction) efficiency."""
+        return iqe * outcoupling
 
 
 def terminal_currents(device, state, params):
@@ -40,16 +122,30 @@ def _contact(device, contact):
     return device.contact_names.index(contact) if isinstance(contact, str) else int(contact)
 
 
+def _current(device, state, params, contact):
+    return terminal_currents(device, state, params)[_contact(device, contact)]
+
+
+def recombination_fractions(device, state, params):
+    """Share of each channel (srh, radiative, auger, interface) in the recombination, (4,)."""
+    return arrays.recombination_fractions(recombination_currents(device, state, params))
+
+
 def iqe(device, state, params, contact="anode"):
     """q int R_rad dV / |I(contact)|."""
-    i = terminal_currents(device, state, params)[_contact(device, contact)]
-    return recombination_currents(device, state, params)[1] / jnp.abs(i)
+    i = _current(device, state, params, contact)
+    return arrays.iqe(recombination_currents(device, state, params)[1], i)
+
+
+def eqe(device, state, params, contact="anode", outcoupling=0.2):
+    """IQE times the outcoupling efficiency."""
+    return arrays.eqe(iqe(device, state, params, contact), outcoupling)
 
 
 def charge_balance(device, state, params, contact="anode"):
     """q int R dV / |I(contact)| (all channels): 1 when every injected pair recombines inside."""
-    i = terminal_currents(device, state, params)[_contact(device, contact)]
-    return jnp.sum(recombination_currents(device, state, params)) / jnp.abs(i)
+    i = _current(device, state, params, contact)
+    return arrays.charge_balance(jnp.sum(recombination_currents(device, state, params)), i)
 
 
 def recombination_zone(device, state, params, axis: int = 0):
@@ -57,7 +153,4 @@ def recombination_zone(device, state, params, axis: int = 0):
     standard deviation)."""
     _, _, (_, r_rad, _), vol = device.site_state(state.ref, state.delta, params)
     x = jnp.asarray(device.mesh.points[device.disc.site_node, axis])
-    w = vol * r_rad
-    total = jnp.sum(w)
-    mean = jnp.sum(w * x) / total
-    return mean, jnp.sqrt(jnp.sum(w * (x - mean) ** 2) / total)
+    return arrays.zone(vol * r_rad, x)
