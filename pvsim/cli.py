@@ -5,6 +5,7 @@
 (``pvsim mesh --list``; ``pvsim mesh GENERATOR --help`` lists its parameters).
 ``pvsim materials [NAME]``: the material library, or one entry with its sources.
 ``pvsim validate CASE.toml``: check a case without solving; ``pvsim info OUT.nc``: summarise a result.
+``pvsim plot OUT.nc --iv --band --map R_rad``: figures; ``pvsim export OUT.nc -o OUT.vtu``: ParaView.
 """
 
 from __future__ import annotations
@@ -252,6 +253,41 @@ def _materials(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from rich.console import Console
+
+    from .plots import cli_plot
+
+    console = Console(stderr=True)
+    if not (args.iv or args.band or args.map):
+        console.print("[bold red]error:[/] say what to plot: --iv, --band and/or --map FIELD")
+        return 2
+    try:
+        paths = cli_plot(args.result, iv=args.iv, band=args.band, maps=tuple(args.map or ()),
+                         bias=args.bias, output_dir=args.output_dir, fmt=args.format)
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    for p in paths:
+        console.print(f"wrote {p}", highlight=False)
+    return 0
+
+
+def _export(args) -> int:
+    from rich.console import Console
+
+    from .export import cli_export
+
+    console = Console(stderr=True)
+    try:
+        path = cli_export(args.result, args.output, bias=args.bias)
+    except (OSError, KeyError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    console.print(f"wrote {path} (open it in ParaView)", highlight=False)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="pvsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -281,7 +317,32 @@ def main(argv=None) -> int:
                       help="show the generator's parameters (or this help without a generator)")
     mats = sub.add_parser("materials", help="list the material library, or show one entry with sources")
     mats.add_argument("name", nargs="?", help="material name (any case; aliases accepted)")
+    plot = sub.add_parser(
+        "plot", help="plot a result: IV curve, band diagram, field maps (PNG or PDF)",
+        description="Plot a pvsim result without a display (matplotlib Agg). Examples: "
+                    "pvsim plot out.nc --iv --band; pvsim plot out.nc --map R_rad --map temperature "
+                    "--bias -1 --format pdf. Maps: tripcolor in 2D and axisymmetric meshes, a "
+                    "slice in 3D, a line in 1D.")
+    plot.add_argument("result", help="NetCDF file written by pvsim run")
+    plot.add_argument("--iv", action="store_true", help="current against voltage (log scale)")
+    plot.add_argument("--band", action="store_true",
+                      help="band diagram: Ec, Ev and the quasi-Fermi levels along the device")
+    plot.add_argument("--map", action="append", metavar="FIELD",
+                      help="a node field (n, p, R_rad, temperature, potential, ...); repeat for more")
+    plot.add_argument("--bias", type=int, default=-1, help="bias index for band and maps (default: last)")
+    plot.add_argument("-d", "--output-dir", default=".", help="where to write the figures")
+    plot.add_argument("--format", default="png", choices=["png", "pdf"], help="figure file format")
+    export = sub.add_parser("export", help="write a result as VTU or XDMF for ParaView",
+                            description="Every node field, the region ids and the mesh, through meshio; "
+                                        "the format follows the suffix (.vtu or .xdmf).")
+    export.add_argument("result", help="NetCDF file written by pvsim run")
+    export.add_argument("-o", "--output", required=True, help="output file, .vtu or .xdmf")
+    export.add_argument("--bias", type=int, default=-1, help="bias index (default: last)")
     args, extra = parser.parse_known_args(argv)
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "materials":
         return _materials(args)
     if args.command == "validate":

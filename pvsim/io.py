@@ -2,9 +2,10 @@
 
 Dimensions ``bias``, ``node``, ``contact``, ``dim``, ``channel``, ``cell``, ``vertex``; every
 variable carries CF ``units`` and ``long_name``. ``cells``/``cell_region`` hold the mesh
-(for plots and VTU export), ``volume`` the node control volumes. At an interface node, densities, rates and band edges are the
-control-volume-weighted averages of the adjacent regions' values (so sum(R * V) over nodes is
-the exact discrete integral); potentials are single-valued there.
+(for plots and VTU export), ``volume`` the node control volumes. At an interface node,
+densities, rates and band edges are the control-volume-weighted averages of the adjacent
+regions' values (so sum(R * volume) over nodes is the exact discrete integral); potentials
+are single-valued there.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ EXAMPLES = {
     "nc_monolayer_2d.msh": ("nc_monolayer", {"dim": 2, "structured": True}, False),
     "nc_monolayer_3d_kuhn.msh": ("nc_monolayer", {"dim": 3, "structured": True, "resolution": 0.5}, False),
     "core_shell_axisym.msh": ("core_shell_led", {"axisymmetric": True}, True),
-    "aperture_single_nc_axisym.msh": ("micro_aperture_axisym", {
+    "aperture_single_nc_axisym.msh": ("micro_aperture_axisym", {  # the tutorial lesson
         "emitter": "single", "opening_radius": 20.0, "outer_radius": 100.0, "htl": 30.0,
         "insulator": 10.0, "eml": 10.0, "etl": 30.0, "nc_radius": 4.5, "ligand": 1.5, "nc_gap": -0.5}, True),
 }

@@ -120,6 +120,7 @@ def test_led_figures_of_merit_and_their_gradients():
     np.testing.assert_allclose(np.asarray(g), np.asarray(fd), rtol=1e-5)
 
 
+@pytest.mark.slow  # 70 s of compiling interface kernels; issue 6 extends gradient tests per class
 def test_interface_gradients():
     """Gradients through the interface kernels (tunnelling link, surface SRH, Gauss–Fermi
     side, Schottky contact) against central differences: ligand thickness and barrier,

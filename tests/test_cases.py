@@ -123,12 +123,13 @@ def test_aperture_heat_case_funnels_current_and_heats_the_edge(tmp_path):
 @pytest.mark.parametrize("name, area, light_region", [
     ("nc_monolayer_2d", 12e-9, "nc"),                    # 2D: A/m over the 12 nm cell width
     ("core_shell_axisym", np.pi * (9.75e-9) ** 2, "core"),  # axisymmetric: A over the cell disc
-    ("aperture_single_nc_axisym", np.pi * (20e-9) ** 2, "nc"),  # A over the opening
+    ("aperture_few_nc_axisym", np.pi * (20e-9) ** 2, "eml"),  # A over the opening
 ])
 def test_device_family_cases_reach_100_mA_cm2(name, area, light_region, tmp_path):
     """The generator-built cases of issue 5 converge from 0 V to >100 mA/cm^2 and report the
-    IQE there; the light comes from the NC core, and no current flows at 0 V."""
-    data = _case(name, voltages_V=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.5][:6 if "aperture" in name else 7])
+    IQE there; the light comes from the NCs, and no current flows at 0 V. Under the aperture
+    the current crowds into the few NCs of the opening and Auger recombination takes over."""
+    data = _case(name, voltages_V=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.5][:5 if "aperture" in name else 7])
     data["geometry"]["resolution"] = 0.75
     ds = run_case(data, base_dir=ROOT / "cases", output=tmp_path / "out.nc")
     assert ds.attrs["status"] == "complete"
@@ -136,7 +137,11 @@ def test_device_family_cases_reach_100_mA_cm2(name, area, light_region, tmp_path
     assert j[0] == 0.0 and np.all(np.diff(j) > 0)
     assert j[-1] > 100.0
     iqe = ds.iqe.values[-1]
-    assert 0.2 < iqe < 1.0
+    if "aperture" in name:  # droop: most pairs recombine by Auger at this density
+        auger = float(ds.recombination_current[-1].sel(channel="auger") / ds.recombination_current[-1].sum())
+        assert auger > 0.5 and 0 < iqe < 0.2 * np.nanmax(ds.iqe.values)
+    else:
+        assert 0.2 < iqe < 1.0
     # the light: away from interfaces (where a node field belongs to either side), the
     # radiative rate is highest inside the NC core
     mesh = build_device(*load_case(data, ROOT / "cases")).mesh
