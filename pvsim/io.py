@@ -85,6 +85,7 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
                                   "when axisymmetric, per metre of depth in 2D)"))
     for name, (key, units, long) in _NODE_FIELDS.items():
         ds[name] = (("bias", "node"), stack(key), dict(units=units, long_name=long))
+    _add_vector_maps(ds, dev, cells)
     heat = bool(obs) and "temperature" in obs[0]
     temp = stack("temperature") if heat else np.full((len(pts), mesh.n_nodes), dev.temperature_K)
     ds["temperature"] = (("bias", "node"), temp, dict(units="K", long_name="lattice temperature"))
@@ -128,6 +129,53 @@ def to_dataset(result: SweepResult, case_text: str = "", include_equilibrium: bo
         geometry="axisymmetric (r, z)" if mesh.axisymmetric else f"{mesh.dim}D",
     )
     return ds
+
+
+def _add_vector_maps(ds: xr.Dataset, dev, cells: np.ndarray) -> None:
+    """Node maps of |electric field| and |current density| for plots and ParaView.
+
+    Per cell, the P1 gradients of psi, phi_n and phi_p give E = -grad psi and
+    J = -q (mu_n n grad phi_n + mu_p p grad phi_p) with the cell means of n and p and the
+    region's low-field mobility at the simulation temperature (no field or local-temperature
+    dependence); node values are the control-volume-weighted means of the adjacent cells'
+    vectors. Maps only: terminal currents and every balance use the exact edge fluxes.
+    """
+    from .discretize import element_geometry
+    from .materials import scaled_material
+    from .units import Q
+
+    x = dev.mesh.points[cells]  # (M, d+1, d)
+    d = x.shape[-1]
+    _, corner = element_geometry(x, dev.mesh.axisymmetric, xp=np)  # (M, d+1)
+    inv = np.linalg.pinv(x[:, 1:, :] - x[:, :1, :])  # (M, d, d): grad f = inv @ (f_k - f_0)
+
+    def grad(f):  # (B, N) -> (B, M, d)
+        df = f[:, cells[:, 1:]] - f[:, cells[:, :1]]
+        return np.einsum("mij,bmj->bmi", inv, df)
+
+    cell_region = ds["cell_region"].values
+    mat = scaled_material(dev.region_specs, dev.scales)
+    semi = np.array([m.is_semiconductor for m in dev.region_specs], dtype=float)
+    mu_n = (np.asarray(mat.mu_n) * dev.scales.mu_ref * semi)[cell_region][None, :, None]
+    mu_p = (np.asarray(mat.mu_p) * dev.scales.mu_ref * semi)[cell_region][None, :, None]
+    mean = lambda f: f[:, cells].mean(axis=2)[..., None]  # noqa: E731
+    field = -grad(ds["potential"].values)
+    current = -Q * (mu_n * mean(ds["n"].values) * grad(ds["phi_n"].values)
+                    + mu_p * mean(ds["p"].values) * grad(ds["phi_p"].values))
+    weight = np.bincount(cells.ravel(), corner.ravel(), dev.mesh.n_nodes)
+    weight = np.where(weight > 0, weight, 1.0)
+
+    def to_nodes(v):  # (B, M, d) -> (B, N) magnitude of the volume-weighted node vector
+        out = np.zeros((v.shape[0], dev.mesh.n_nodes, d))
+        for k in range(d + 1):
+            np.add.at(out, (slice(None), cells[:, k]), v * corner[None, :, k, None])
+        return np.linalg.norm(out / weight[None, :, None], axis=-1)
+
+    ds["field"] = (("bias", "node"), to_nodes(field), dict(
+        units="V m-1", long_name="electric field magnitude (cell P1 gradients, volume-weighted)"))
+    ds["current_density"] = (("bias", "node"), to_nodes(current), dict(
+        units="A m-2", long_name="total current density magnitude (drift-diffusion in quasi-Fermi form "
+                                 "per cell, low-field mobility; for maps)"))
 
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
