@@ -108,7 +108,7 @@ def test_output_schema_has_cf_units(tmp_path):
     data = _variant(lambda d: d["sweep"].clear() or d["sweep"].update(contact="anode", voltages_V=[0.3]))
     run_case(data, output=tmp_path / "o.nc", base_dir=ROOT / "cases")
     ds = xr.open_dataset(tmp_path / "o.nc")
-    assert set(ds.dims) == {"bias", "node", "contact", "dim", "channel"}
+    assert set(ds.dims) == {"bias", "node", "contact", "dim", "channel", "cell", "vertex"}
     for name in list(ds.data_vars) + list(ds.coords):
         assert "units" in ds[name].attrs and "long_name" in ds[name].attrs, name
     assert ds["current"].attrs["units"] == "A m-2" and ds["potential"].attrs["units"] == "V"
