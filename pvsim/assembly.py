@@ -340,6 +340,17 @@ class Term:
             hd["held" + e] = d["held" + e]
         return hd, 0
 
+    def area(self, geo, asm: "Assembler"):
+        """Lumped area of each item: the mesh's, or recomputed from ``geo.points`` (morphed
+        node coordinates, for shape gradients)."""
+        d = self.data
+        if geo is None or geo.points is None:
+            return d["area"]
+        from .discretize import recipe_areas
+
+        return recipe_areas(geo.points, d["area_facets"], d["area_slot"], d["area"].shape[0],
+                            asm.axisymmetric)
+
     def arguments(self, params: Params, asm: "Assembler"):
         """(args, in_axes) of the kernel for this group, after the state."""
         d, mat, geo = self.data, params.material, params.geometry
@@ -359,19 +370,19 @@ class Term:
         if self.kind == "link":
             org = d["org_region"]
             return ((gather(mat, d["region_a"]), gather(mat, d["region_b"]),
-                     gather(params.interface, d["interface"]), d["area"], d["semi_a"], d["semi_b"],
+                     gather(params.interface, d["interface"]), self.area(geo, asm), d["semi_a"], d["semi_b"],
                      mat.eps_r[org], mat.mu_n[org], mat.mu_p[org], asm.tunnel, hd),
                     (0,) * 11 + (None, hd_axes))
         if self.kind == "schottky":
             c = d["contact"]
             return ((gather(mat, d["region"]), params.voltage[c], params.contact_v_n[c],
-                     params.contact_v_p[c], d["area"], hd), (0,) * 7 + (hd_axes,))
+                     params.contact_v_p[c], self.area(geo, asm), hd), (0,) * 7 + (hd_axes,))
         th = params.thermal
         if self.kind == "robin":
             b = d["boundary"]
-            return (th.robin_h[b], th.robin_T[b], d["area"]), (0,) * 5
+            return (th.robin_h[b], th.robin_T[b], self.area(geo, asm)), (0,) * 5
         if self.kind == "thermal_link":
-            return (th.conductance[d["interface"]], d["area"]), (0,) * 4
+            return (th.conductance[d["interface"]], self.area(geo, asm)), (0,) * 4
         if self.kind == "heat_source":
             volume = d["volume"] if geo is None else geo.site_volume[d["site"]]
             return (th.source[d["region"]], volume), (0,) * 4
@@ -448,6 +459,7 @@ class Assembler:
     tunnel: float = field(default=0.0, metadata=dict(static=True))  # Scales.tunnel_constant
     field_floor: float = field(default=1e-4, metadata=dict(static=True))  # scaled, PF smoothing
     heat: bool = field(default=False, metadata=dict(static=True))
+    axisymmetric: bool = field(default=False, metadata=dict(static=True))  # facet areas of revolution
 
     # ------------------------------------------------------------ evaluation
     def voltages(self, u, params: Params, ref=None):
@@ -595,7 +607,7 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
     Scott–Malliaras velocity (any region when unused); ``tunnel``: Scales.tunnel_constant;
     ``field_floor``: scaled field below which the Poole–Frenkel |F| is smoothed.
     """
-    from .discretize import node_areas
+    from .discretize import node_areas, shared_facets
 
     reg = disc.site_region
     n_reg = len(disc.region_names)
@@ -625,6 +637,12 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
                         sites=np.stack([s_i[ie], s_j[ie]], axis=1))))
 
     lk = layout.links
+
+    def link_facets(k):
+        i = np.nonzero(lk.interface == k)[0][0]
+        names = disc.region_names
+        return shared_facets(disc.mesh, names[reg[lk.site_a[i]]], names[reg[lk.site_b[i]]])
+
     if len(lk.area):
         org = np.asarray(interface_org if interface_org is not None else
                          np.zeros(lk.interface.max() + 1, int))
@@ -636,7 +654,10 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
             groups.append(("link", tuple(key.split("|")), np.stack(
                 [psi[lk.site_a[sel]], pn[ca], pp[ca], pn[cb], pp[cb]], axis=1),
                 dict(interface=lk.interface[sel], region_a=ra[sel], region_b=rb[sel],
-                     area=lk.area[sel], semi_a=layout.semiconductor[ra[sel]],
+                     area=lk.area[sel],
+                     **_recipe({k: link_facets(k) for k in np.unique(lk.interface[sel])},
+                               lk.interface[sel], disc.site_node[lk.site_a[sel]]),
+                     semi_a=layout.semiconductor[ra[sel]],
                      semi_b=layout.semiconductor[rb[sel]], org_region=org[lk.interface[sel]],
                      sites=np.stack([lk.site_a[sel], lk.site_b[sel]], axis=1),
                      sets=np.stack([ca, cb], axis=1))))
@@ -683,6 +704,9 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
             groups.append(("schottky", kind, np.stack([layout.psi_dof[layout.carrier_node[cs]],
                                                        pn[cs], pp[cs]], axis=1),
                            dict(contact=k_s[sel], region=r_s[sel], area=a_s[sel],
+                                **_recipe({k: disc.mesh.boundaries[layout.contacts[k].name]
+                                           for k in np.unique(k_s[sel])}, k_s[sel],
+                                          layout.carrier_node[cs]),
                                 sites=carrier_site[cs][:, None])))
     T_bc_dof, T_bc_index = np.zeros(0, np.int64), np.zeros(0, np.int64)
     psi_bc_T = np.zeros(len(psi_bc_dof), np.int64)
@@ -785,7 +809,7 @@ def build_assembler(disc: Discretization, layout: Layout, lambda2: float, statis
         T_dof=j(layout.T_dof), site_thermal=j(np.maximum(layout.site_thermal, 0)),
         T_bc_dof=j(T_bc_dof), T_bc_index=j(T_bc_index), psi_bc_T=j(psi_bc_T),
         psi_bc_T_slots=j(slots(psi_bc_dof, psi_bc_T) if layout.heat else np.zeros(0, np.int64)),
-        heat=layout.heat,
+        heat=layout.heat, axisymmetric=bool(disc.mesh.axisymmetric),
     )
 
 
@@ -803,15 +827,25 @@ def _thermal_boundary_groups(disc: Discretization, layout: Layout, thermal_bc, t
             continue
         nodes, area = node_areas(disc.mesh, disc.mesh.boundaries[name], disc.L_ref)
         groups.append(("robin", BOLTZMANN, layout.T_dof[first_set[nodes]][:, None],
-                       dict(boundary=np.full(len(nodes), i), area=area)))
+                       dict(boundary=np.full(len(nodes), i), area=area,
+                            **_recipe({i: disc.mesh.boundaries[name]}, np.full(len(nodes), i), nodes))))
     for i, a, b in thermal_links:
-        nodes, area = node_areas(disc.mesh, shared_facets(disc.mesh, disc.region_names[a],
-                                                          disc.region_names[b]), disc.L_ref)
+        facets = shared_facets(disc.mesh, disc.region_names[a], disc.region_names[b])
+        nodes, area = node_areas(disc.mesh, facets, disc.L_ref)
         ta = layout.site_thermal[disc.site_at(a, nodes)]
         tb = layout.site_thermal[disc.site_at(b, nodes)]
         groups.append(("thermal_link", BOLTZMANN, np.stack([layout.T_dof[ta], layout.T_dof[tb]], axis=1),
-                       dict(interface=np.full(len(nodes), i), area=area)))
+                       dict(interface=np.full(len(nodes), i), area=area,
+                            **_recipe({i: facets}, np.full(len(nodes), i), nodes))))
     return groups
+
+
+def _recipe(facets_by_key, item_key, item_node) -> dict:
+    """Data entries that let :meth:`Term.area` recompute the items' areas (shape gradients)."""
+    from .discretize import area_recipe
+
+    facets, slot = area_recipe(facets_by_key, np.asarray(item_key), np.asarray(item_node))
+    return dict(area_facets=facets, area_slot=slot)
 
 
 def _with_temperatures(group, layout: Layout, set_region: np.ndarray, held: np.ndarray):

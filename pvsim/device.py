@@ -222,10 +222,11 @@ class Device:
         ``points_m`` (metres; same connectivity), in JAX: put the result in
         ``Params.geometry`` and gradients with respect to the coordinates (mesh morphing,
         X = X0 + sum_k theta_k V_k) flow through the residual and the implicit adjoint.
-        Interface and contact areas stay those of the original mesh (exact in 1D)."""
+        Interface, Schottky-contact and Robin-face areas are recomputed from the same
+        coordinates (see :mod:`pvsim.design` for the morphing)."""
         x = jnp.asarray(points_m) / self.L_ref
         w, v = self.disc.geometry(x)
-        return Geometry(edge_weight=w, site_volume=v, edge_length=self.disc.edge_lengths(x))
+        return Geometry(edge_weight=w, site_volume=v, edge_length=self.disc.edge_lengths(x), points=x)
 
     def set_base_params(self, params: Params) -> None:
         """Replace the bias-independent parameters (a design variable such as a ligand

@@ -111,6 +111,37 @@ def shared_facets(mesh: Mesh, region_a: str, region_b: str) -> np.ndarray:
     return both[count == 2]
 
 
+def area_recipe(facets_by_key: dict, item_key: np.ndarray, item_node: np.ndarray):
+    """How to recompute the lumped areas of items (key, node) from node coordinates.
+
+    ``facets_by_key`` maps a key (interface, contact or boundary index) to its facets (F, d);
+    item i sits on node ``item_node[i]`` of facet set ``item_key[i]``. Returns (facets,
+    slot): every facet corner adds its lumped area to item ``slot`` (``len(item_node)``: to
+    no item), so that ``zeros(n).at[slot].add(facet_corner_areas(x[facets]), mode="drop")``
+    is each item's area; used for shape gradients (see :func:`recipe_areas`).
+    """
+    n = len(item_node)
+    out_f, out_s = [], []
+    size = 1 + max([int(item_node.max(initial=0))] + [int(f.max(initial=0)) for f in facets_by_key.values()])
+    for key, facets in facets_by_key.items():
+        sel = np.nonzero(item_key == key)[0]
+        if len(sel) == 0:
+            continue
+        lookup = np.full(size, n, dtype=np.int64)
+        lookup[item_node[sel]] = sel
+        out_f.append(np.asarray(facets, dtype=np.int64))
+        out_s.append(lookup[facets])
+    if not out_f:
+        return np.zeros((0, 1), np.int64), np.zeros((0, 1), np.int64)
+    return np.concatenate(out_f), np.concatenate(out_s)
+
+
+def recipe_areas(points_scaled, facets, slot, n: int, axisymmetric: bool):
+    """Item areas (n,) from scaled coordinates and an :func:`area_recipe` (JAX)."""
+    corner = facet_corner_areas(points_scaled[facets], axisymmetric)
+    return jnp.zeros(n).at[slot.ravel()].add(corner.ravel(), mode="drop")
+
+
 def node_areas(mesh: Mesh, facets: np.ndarray, L_ref: float) -> tuple[np.ndarray, np.ndarray]:
     """(nodes, lumped area per node, scaled by L_ref^(d_eff - 1)) of a set of facets."""
     corner = facet_corner_areas((mesh.points / L_ref)[facets], mesh.axisymmetric, xp=np)

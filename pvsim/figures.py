@@ -27,6 +27,10 @@ axisymmetric), rates integrated over the device volume.
   inside the device (leakage of either carrier to the opposite contact lowers it).
 * :func:`recombination_zone`: centroid and width (standard deviation) of the radiative
   recombination along one coordinate.
+* :func:`region_current_fraction`: q int_region R dV / |I|, the share of the current that
+  recombines in one region (the NCs under an aperture, one target NC).
+* :func:`peak_temperature`, :func:`peak_field`: smooth (log-sum-exp) maxima of the lattice
+  temperature (K) and of the field magnitude (V/m) over the device or one region.
 """
 
 from __future__ import annotations
@@ -100,6 +104,15 @@ class arrays:
         return rate_in_region / abs(total)
 
     @staticmethod
+    def cell_gradient(x, values):
+        """P1 gradient per simplex: ``x`` (M, d+1, d) corner coordinates, ``values``
+        (..., M, d+1) corner values; returns (..., M, d). The rows of the edge matrix are
+        x_k - x_0, so (x_k - x_0) . grad = v_k - v_0."""
+        xp = _module(values) if _module(x) is np else jnp
+        inv = xp.linalg.inv(x[:, 1:, :] - x[:, :1, :])
+        return xp.einsum("mij,...mj->...mi", inv, values[..., 1:] - values[..., :1])
+
+    @staticmethod
     def eqe(iqe, outcoupling):
         """External quantum efficiency: IQE times the outcoupling (light-extraction) efficiency."""
         return iqe * outcoupling
@@ -154,3 +167,47 @@ def recombination_zone(device, state, params, axis: int = 0):
     _, _, (_, r_rad, _), vol = device.site_state(state.ref, state.delta, params)
     x = jnp.asarray(device.mesh.points[device.disc.site_node, axis])
     return arrays.zone(vol * r_rad, x)
+
+
+def _region_sites(device, region):
+    if region is None:
+        return np.arange(device.disc.n_sites)
+    from .design import region_index
+
+    return np.nonzero(device.disc.site_region == region_index(device, region))[0]
+
+
+def region_current_fraction(device, state, params, region, contact="anode"):
+    """q int_region (R_srh + R_rad + R_auger) dV / |I(contact)|: the share of the terminal
+    current that recombines in ``region`` (interface recombination belongs to no region)."""
+    _, _, rates, vol = device.site_state(state.ref, state.delta, params)
+    sites = _region_sites(device, region)
+    rate = jnp.sum((vol * sum(rates))[sites]) * device.scales.current
+    return arrays.region_fraction(rate, _current(device, state, params, contact))
+
+
+def peak_temperature(device, state, params, sharpness=1.0, region=None):
+    """Smooth maximum (K) of the lattice temperature over the sites of ``region`` (all by
+    default); ``sharpness`` in 1/K (1: within log(N) K of the maximum)."""
+    theta = device.site_temperature(state.ref + state.delta)
+    if theta is None:
+        raise ValueError("peak_temperature needs a device with heat on ([heat] in the case)")
+    t = theta[_region_sites(device, region)] * device.scales.T_ref
+    return arrays.smooth_max(t, sharpness)
+
+
+def peak_field(device, state, params, sharpness=1e-6, region=None):
+    """Smooth maximum (V/m) of the field magnitude |grad psi| per element over ``region``
+    (all elements by default); ``sharpness`` in m/V (1e-6: within log(N) MV/m). Uses the
+    morphed node coordinates when ``params.geometry`` carries them."""
+    mesh = device.mesh
+    names = list(mesh.regions) if region is None else [region]
+    cells = np.concatenate([mesh.regions[r] for r in names])
+    geo = params.geometry
+    x = (jnp.asarray(mesh.points) if geo is None or geo.points is None
+         else geo.points * device.L_ref)
+    if mesh.axisymmetric or mesh.dim < x.shape[1]:
+        x = x[:, :mesh.dim]
+    psi = (state.ref + state.delta)[device.asm.psi_dof] * device.scales.V_T
+    grad = arrays.cell_gradient(x[cells], psi[cells])
+    return arrays.smooth_max(jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-30), sharpness)

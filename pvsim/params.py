@@ -96,6 +96,8 @@ class Geometry:
     edge_weight: jax.Array  # (E,) EAFE weights, scaled
     site_volume: jax.Array  # (S,) lumped control volumes, scaled
     edge_length: jax.Array  # (E,) scaled
+    points: jax.Array | None = None  # (N, dim) scaled node coordinates: interface, contact and
+    # Robin areas are then recomputed from them too (None: the mesh's own areas)
 
 
 @_pytree

@@ -272,12 +272,7 @@ class PvsimAccessor:
         ((r, z) when axisymmetric)."""
         psi = self._node_values("potential")
         cells = self._ds["cells"].values
-        if "inverse_edges" not in self._cache:
-            x = self._ds["x"].values[cells]
-            self._cache["inverse_edges"] = np.linalg.inv(x[:, 1:, :] - x[:, :1, :])  # (M, d, d)
-        pc = psi.values[..., cells]  # (..., M, d+1)
-        # rows of the edge matrix are x_k - x_0, so (x_k - x_0) . grad = psi_k - psi_0
-        grad = np.einsum("mij,...mj->...mi", self._cache["inverse_edges"], pc[..., 1:] - pc[..., :1])
+        grad = arrays.cell_gradient(self._ds["x"].values[cells], psi.values[..., cells])
         dims = psi.dims[:-1] + ("cell",)
         coords = psi.isel(node=0, drop=True).coords
         if vector:

@@ -32,9 +32,35 @@ def solve_dirichlet(asm: Assembler, params: Params, u_fixed: np.ndarray, free: n
         u[idx] += du
         if np.max(np.abs(du)) < tol:
             return u
-    raise RuntimeError(f"manufactured-solution Newton did not converge (last update {np.max(np.abs(du)):.3g})")
+    raise RuntimeError("manufactured-solution Newton did not converge "
+                       f"(last update {np.max(np.abs(du)):.3g})")
 
 
 def convergence_order(h, err) -> float:
     """Slope of log(err) against log(h) (least squares)."""
     return float(np.polyfit(np.log(h), np.log(err), 1)[0])
+
+
+def gradient_check(f, theta, typical=None, rel_step: float = 1e-5):
+    """Adjoint Jacobian of a vector function against central finite differences.
+
+    ``f(theta) -> (M,)`` (JAX-traceable, e.g. figures of merit of a steady state);
+    ``theta`` (K,). The reverse-mode Jacobian is built row by row from one compiled VJP;
+    column k of the finite-difference Jacobian uses h_k = rel_step max(|theta_k|,
+    typical_k). Returns (jacobian (M, K), finite differences (M, K), relative error per
+    column: ||J_k - FD_k|| / ||J_k|| with each output normalised by |f(theta)|).
+    """
+    theta = jax.numpy.asarray(theta, dtype=float)
+    typical = np.ones(theta.shape) if typical is None else np.asarray(typical, dtype=float)
+    fj = jax.jit(f)
+    f0 = np.asarray(fj(theta))
+    vjp = jax.jit(lambda t, ct: jax.vjp(f, t)[1](ct)[0])
+    jac = np.stack([np.asarray(vjp(theta, jax.numpy.eye(len(f0))[m])) for m in range(len(f0))])
+    fd = np.zeros_like(jac)
+    for k in range(len(theta)):
+        h = rel_step * max(abs(float(theta[k])), typical[k])
+        e = jax.numpy.zeros_like(theta).at[k].set(h)
+        fd[:, k] = (np.asarray(fj(theta + e)) - np.asarray(fj(theta - e))) / (2 * h)
+    norm = np.where(np.abs(f0) > 0, np.abs(f0), 1.0)[:, None]
+    err = np.linalg.norm((jac - fd) / norm, axis=0) / np.linalg.norm(jac / norm, axis=0)
+    return jac, fd, err

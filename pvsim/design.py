@@ -1,0 +1,273 @@
+"""Inverse design: differentiable parameters, mesh morphing and IV sweeps for optax.
+
+The implicit adjoint (:mod:`pvsim.adjoint`) makes a converged state a differentiable
+function of :class:`~pvsim.params.Params`; this module turns design variables into Params:
+
+* **Material, contact, thermal and bias parameters** are leaves of Params;
+  :func:`region_index`, :func:`set_leaf` and :func:`scale_leaf` change one region's (or
+  contact's, or boundary's) entry without rebuilding anything (so nothing recompiles).
+* **Geometric parameters** (shell thickness, aperture radius, layer thicknesses) move the
+  mesh (DESIGN.md, "Shape gradients"): each generator records, in ``Mesh.shape``, the
+  velocity d x / d theta of the boundary and interface nodes a parameter moves;
+  :func:`shape_fields` extends it into the interior by a discrete Laplace solve (harmonic
+  extension with the uniform graph Laplacian, which keeps a node inside the convex hull of
+  its neighbours' motion, so small steps cannot fold elements), and :func:`morph` returns the
+  Params of the mesh X0 + sum_k theta_k V_k: edge weights, control volumes, edge lengths and
+  the interface, Schottky and Robin areas are recomputed from X in JAX.
+* :func:`iv_sweep` is a whole IV curve as one differentiable function: bias points are
+  independent steady states, each started from a converged forward point.
+
+First-order validity: the morphed mesh is the generator's mesh at theta to first order in
+theta - theta0; for large changes regenerate the mesh (the optimisation scripts do this
+between stages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .adjoint import make_steady_state
+
+
+# ----------------------------------------------------------------- parameter updates
+def region_index(device, name: str) -> int:
+    """Index of a region in the per-region material arrays."""
+    names = list(device.disc.region_names)
+    if name not in names:
+        raise KeyError(f"no region '{name}' (regions: {names})")
+    return names.index(name)
+
+
+def contact_index(device, name: str) -> int:
+    names = device.contact_names
+    if name not in names:
+        raise KeyError(f"no contact '{name}' (contacts: {names})")
+    return names.index(name)
+
+
+def _get(tree, path: str):
+    for part in path.split("."):
+        tree = getattr(tree, part)
+    return tree
+
+
+def _set(tree, path: str, value):
+    head, _, rest = path.partition(".")
+    return replace(tree, **{head: value if not rest else _set(getattr(tree, head), rest, value)})
+
+
+def set_leaf(params, path: str, value, index=None):
+    """Params with leaf ``path`` (e.g. ``"material.mu_n"``, ``"thermal.robin_h"``,
+    ``"doping"``) set to ``value``, or only its entry ``index`` (a region, contact or
+    boundary index) when given. Values are in the scaled units of :mod:`pvsim.params`."""
+    leaf = _get(params, path)
+    return _set(params, path, value if index is None else leaf.at[index].set(value))
+
+
+def scale_leaf(params, path: str, factor, index=None):
+    """Params with leaf ``path`` (or its entry ``index``) multiplied by ``factor``: the
+    unit-free way to vary a scaled parameter (factor 1 is the case's value)."""
+    leaf = _get(params, path)
+    return _set(params, path, leaf * factor if index is None else leaf.at[index].multiply(factor))
+
+
+def shift_leaf(params, path: str, amount, index=None):
+    """Params with ``amount`` added to leaf ``path`` (or its entry ``index``); for energies
+    (scaled by kT: an eV shift is ``amount_eV / device.scales.V_T``)."""
+    leaf = _get(params, path)
+    return _set(params, path, leaf + amount if index is None else leaf.at[index].add(amount))
+
+
+# ----------------------------------------------------------------------- morphing
+def mesh_edges(mesh) -> np.ndarray:
+    """Unique node pairs (E, 2) of all elements of all regions."""
+    cells = [c for c in mesh.regions.values()]
+    k = cells[0].shape[1]
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+    e = np.concatenate([np.sort(c[:, [a, b]], axis=1) for c in cells for a, b in pairs])
+    return np.unique(e, axis=0)
+
+
+def shape_fields(mesh, names=None) -> dict[str, np.ndarray]:
+    """Full-mesh velocity fields V (N, dim) of geometric parameters (``Mesh.shape``).
+
+    Boundary and interface nodes (those of every named physical group) take the recorded
+    velocity of the parameter, or 0 where it does not move them; interior nodes take the
+    harmonic extension (the uniform graph Laplacian, solved once per parameter).
+    """
+    import scipy.sparse.linalg as spla
+
+    available = sorted(mesh.shape)
+    names = available if names is None else list(names)
+    bad = [n for n in names if n not in mesh.shape]
+    if bad:
+        raise KeyError(f"the mesh has no shape parameter(s) {bad}; it has {available} "
+                       "(generated meshes record them; a mesh read from a file has none)")
+    n = mesh.n_nodes
+    fixed = np.zeros(n, bool)
+    for faces in mesh.boundaries.values():
+        fixed[np.asarray(faces).ravel()] = True
+    lap = _graph_laplacian(mesh_edges(mesh), n)
+    free = np.nonzero(~fixed)[0]
+    lu = spla.splu(lap[free][:, free].tocsc()) if len(free) else None
+    out = {}
+    for name in names:
+        sp_ = mesh.shape[name]
+        v = np.zeros((n, mesh.dim))
+        v[sp_.nodes] = sp_.velocity
+        _slide_on_planes(mesh, sp_.nodes, v)
+        fixed_now = fixed.copy()
+        fixed_now[sp_.nodes] = True
+        if lu is not None and not fixed_now[free].any():
+            rhs = -(lap[free][:, fixed_now] @ v[fixed_now])
+            v[free] = lu.solve(rhs)
+        elif len(free):  # a parameter that moves interior nodes (rare): solve its own system
+            fr = np.nonzero(~fixed_now)[0]
+            v[fr] = spla.splu(lap[fr][:, fr].tocsc()).solve(-(lap[fr][:, fixed_now] @ v[fixed_now]))
+        out[name] = v
+    return out
+
+
+def _graph_laplacian(edges, n: int):
+    """Uniform-weight graph Laplacian (CSR) of undirected edges (E, 2) (repeats count once)."""
+    import scipy.sparse as sp
+
+    e = np.unique(np.sort(edges, axis=1), axis=0)
+    adj = sp.coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])),
+                        shape=(n, n)).tocsr()
+    return sp.diags(np.asarray(adj.sum(axis=1)).ravel()) - adj
+
+
+def _flat_pieces(mesh) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The boundary facets split into flat pieces: (facets, unit normal) per plane (2D: line)
+    of every named group, each piece once."""
+    x = mesh.points
+    scale = float(np.ptp(x, axis=0).max())
+    pieces = {}
+    for faces in mesh.boundaries.values():
+        faces = np.asarray(faces)
+        p = x[faces]
+        if mesh.dim == 2:
+            d = p[:, 1] - p[:, 0]
+            nrm = np.stack([-d[:, 1], d[:, 0]], axis=1)
+        else:
+            nrm = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+        nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
+        first = np.argmax(np.abs(nrm) > 1e-6, axis=1)  # canonical sign
+        nrm = nrm * np.sign(nrm[np.arange(len(nrm)), first])[:, None]
+        off = np.einsum("ij,ij->i", nrm, p[:, 0])
+        key = np.round(np.c_[nrm, off / scale] * 1e6).astype(np.int64)
+        for k in np.unique(key, axis=0):
+            sel = np.all(key == k, axis=1)
+            f = faces[sel]
+            pieces.setdefault(tuple(np.unique(np.sort(f, axis=1), axis=0).ravel()), (f, nrm[sel][0]))
+    return list(pieces.values())
+
+
+def _slide_on_planes(mesh, listed, v) -> None:
+    """Let unlisted nodes of flat boundary pieces slide in their plane (in place).
+
+    A generator lists the nodes a parameter moves (an aperture wall, say); the nodes of a flat
+    interface or face that meets them would otherwise stay put and the elements between
+    would be squeezed. On every flat piece of a named group (:func:`_flat_pieces`) holding a
+    listed node, the nodes that lie on that piece only take the harmonic interpolation (the
+    piece's own graph Laplacian) of the in-plane part of the velocities of its other nodes:
+    the domain is unchanged (the motion is tangential), the elements keep their shape far
+    longer.
+    """
+    import scipy.sparse.linalg as spla
+
+    if mesh.dim == 1:
+        return
+    pieces = _flat_pieces(mesh)
+    count = np.zeros(mesh.n_nodes, int)
+    for faces, _ in pieces:
+        count[np.unique(faces)] += 1
+    known = np.zeros(mesh.n_nodes, bool)
+    known[listed] = True
+    for faces, normal in pieces:
+        nodes = np.unique(faces)
+        free = (count[nodes] == 1) & ~known[nodes]
+        if not known[nodes].any() or not free.any():
+            continue
+        local = np.searchsorted(nodes, faces)
+        k = faces.shape[1]
+        e = np.concatenate([local[:, [a, b]] for a in range(k) for b in range(a + 1, k)])
+        lap = _graph_laplacian(e, len(nodes))
+        vd = v[nodes[~free]]
+        vd = vd - np.outer(vd @ normal, normal)  # in-plane part only
+        fi, di = np.nonzero(free)[0], np.nonzero(~free)[0]
+        v[nodes[fi]] = spla.splu(lap[fi][:, fi].tocsc()).solve(-(lap[fi][:, di] @ vd))
+
+
+def morph_points(device, fields: dict, theta: dict, length_unit: float = 1e-9):
+    """X0 + sum_k theta_k V_k in metres; ``theta`` maps parameter names to changes in
+    ``length_unit`` (nm by default). Differentiable in theta."""
+    x = jnp.asarray(device.mesh.points)
+    for name, value in theta.items():
+        x = x + (value * length_unit) * jnp.asarray(fields[name])
+    return x
+
+
+def morph(device, params, fields: dict, theta: dict, length_unit: float = 1e-9):
+    """``params`` with the geometry of the morphed mesh (see :func:`morph_points`)."""
+    return replace(params, geometry=device.geometry(morph_points(device, fields, theta, length_unit)))
+
+
+def min_volume_ratio(device, points_m) -> float:
+    """Smallest signed element measure of the morphed mesh over that of the original (> 0:
+    no element folded); check it after large morphing steps."""
+    from .mesh import signed_measures
+
+    cells = np.concatenate(list(device.mesh.regions.values()))
+    v0 = signed_measures(device.mesh.points, cells)
+    v1 = signed_measures(np.asarray(points_m), cells)
+    return float(np.min(v1 / v0))
+
+
+# ------------------------------------------------------------------------ IV sweeps
+def iv_sweep(device, biases_V, contact="anode", start_points=None):
+    """A differentiable IV curve: ``currents(params) -> (B,)`` terminal currents at the
+    ``biases_V`` applied to ``contact`` (device current units).
+
+    Each bias point is an independent steady state (implicit adjoint); the forward Newton of
+    each starts from the converged point of a continuation sweep run here once (or from
+    ``start_points``, a list of states), so parameter changes of the size an optimiser step
+    makes converge in a few iterations. ``params`` is the bias-free base (its ``voltage`` is
+    replaced at each point). Returns (currents, start_states).
+    """
+    from .figures import terminal_currents
+    from .sweep import BiasPoint, run_sweep
+
+    k = contact_index(device, contact)
+    biases = np.asarray(biases_V, dtype=float)
+    volts = np.zeros((len(biases), len(device.contacts)))
+    volts[:, k] = biases
+    if start_points is None:
+        res = run_sweep(device, [BiasPoint(v, np.zeros(len(device.contacts))) for v in volts])
+        if not res.ok:
+            raise RuntimeError(f"forward IV sweep failed: {res.failure}")
+        start_points = [p.u for p in res.points]
+    starts = jnp.stack(start_points)
+    vt = jnp.asarray(volts / device.scales.V_T)
+    solve = make_steady_state(device)
+
+    def currents(params):
+        def one(args):
+            u0, v = args
+            p = replace(params, voltage=v)
+            state = solve(u0, p)
+            i = terminal_currents(device, state, p)[k]
+            return jnp.where(state.status == 0, i, jnp.nan)
+
+        return jax.lax.map(one, (starts, vt))
+
+    return currents, start_points
+
+
+__all__ = ["region_index", "contact_index", "set_leaf", "scale_leaf", "shift_leaf", "shape_fields",
+           "morph_points", "morph", "min_volume_ratio", "iv_sweep", "mesh_edges"]
