@@ -269,5 +269,95 @@ def iv_sweep(device, biases_V, contact="anode", start_points=None):
     return currents, start_points
 
 
+
+
+# ------------------------------------------------------------------- optimisation loop
+def projected_gradient(theta, grad, lower, upper, tol=1e-9):
+    """The gradient with the components that push a parameter through its bound removed
+    (for a minimisation: at the lower bound a positive gradient, at the upper a negative one)."""
+    theta, grad = np.asarray(theta, float), np.asarray(grad, float)
+    at_lo = theta <= np.asarray(lower) + tol * (np.abs(np.asarray(lower)) + 1)
+    at_hi = theta >= np.asarray(upper) - tol * (np.abs(np.asarray(upper)) + 1)
+    return np.where((at_lo & (grad > 0)) | (at_hi & (grad < 0)), 0.0, grad)
+
+
+def optimise(value_and_grad, theta0, names, lower, upper, steps=40, learning_rate=0.1,
+             reduce_by=1e3, history_path=None, title="", progress=True):
+    """Minimise ``value_and_grad(theta) -> (value, gradient)`` with optax Adam, projected on
+    the box [lower, upper] after each step; stops when the projected gradient norm has
+    fallen ``reduce_by`` times below its start, or after ``steps``.
+
+    Returns an ``xarray.Dataset`` history (dims step, parameter): theta, objective,
+    gradient, projected-gradient norm; written as NetCDF to ``history_path`` if given.
+    A rich progress bar shows the objective and the gradient norm.
+    """
+    import optax
+    import xarray as xr
+
+    opt = optax.adam(learning_rate)
+    theta = np.asarray(theta0, float)
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    state = opt.init(jnp.asarray(theta))
+    rows = []
+    bar = _progress(progress, title or "optimising", steps)
+    with bar:
+        task = bar.add_task(title or "optimising", total=steps)
+        for step in range(steps + 1):
+            value, grad = value_and_grad(jnp.asarray(theta))
+            value, grad = float(value), np.asarray(grad, float)
+            if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+                raise RuntimeError(f"step {step}: the objective or its gradient is not finite at "
+                                   f"{dict(zip(names, theta))} (a solve did not converge)")
+            pg = float(np.linalg.norm(projected_gradient(theta, grad, lower, upper)))
+            rows.append((theta.copy(), value, grad, pg))
+            bar.update(task, completed=step, description=f"{title} f={value:.6g} |pg|={pg:.3g}")
+            if pg <= rows[0][3] / reduce_by or step == steps:
+                break
+            upd, state = opt.update(jnp.asarray(grad), state, jnp.asarray(theta))
+            theta = np.clip(theta + np.asarray(upd), lower, upper)
+    th, val, gr, pgn = (np.array(c) for c in zip(*rows))
+    ds = xr.Dataset(
+        {"theta": (("step", "parameter"), th, dict(long_name="design parameters")),
+         "objective": ("step", val, dict(long_name="objective (minimised)")),
+         "gradient": (("step", "parameter"), gr, dict(long_name="gradient of the objective")),
+         "projected_gradient_norm": ("step", pgn, dict(long_name="norm of the box-projected gradient"))},
+        coords={"step": np.arange(len(rows)), "parameter": list(names)},
+        attrs=dict(title=title, lower=lower, upper=upper, optimizer=f"optax.adam({learning_rate})"))
+    if history_path is not None:
+        from .io import write_netcdf
+
+        write_netcdf(ds, history_path)
+    return ds
+
+
+def _progress(enabled, title, total):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled, transient=False)
+
+
+def plot_history(ds, path):
+    """Objective, projected-gradient norm and parameters against the step (PNG/PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4))
+    ax[0].plot(ds.step, ds.objective, "o-", ms=3)
+    ax[0].set(xlabel="step", ylabel="objective", title=ds.attrs.get("title", ""))
+    ax[1].semilogy(ds.step, ds.projected_gradient_norm, "o-", ms=3)
+    ax[1].set(xlabel="step", ylabel="|projected gradient|")
+    for p in ds.parameter.values:
+        ax[2].plot(ds.step, ds.theta.sel(parameter=p), "o-", ms=3, label=str(p))
+    ax[2].set(xlabel="step", ylabel="parameter")
+    ax[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 __all__ = ["region_index", "contact_index", "set_leaf", "scale_leaf", "shift_leaf", "shape_fields",
-           "morph_points", "morph", "min_volume_ratio", "iv_sweep", "mesh_edges"]
+           "morph_points", "morph", "min_volume_ratio", "iv_sweep", "mesh_edges", "optimise",
+           "projected_gradient", "plot_history"]
