@@ -31,6 +31,7 @@ GPU back ends (cuDSS, Krylov + AMG) plug in here without touching the physics.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -123,6 +124,11 @@ class KLUSolver(LinearSolver):
                                          fact.vals, b, self._symbolic)
 
 
+#: wall time spent in host (pure_callback) linear solves, for benchmarks: the linear-solve
+#: share of a bias point. Accumulated; a caller resets it.
+host_stats = {"calls": 0, "seconds": 0.0}
+
+
 def _host_call(fn, out_shapes, *args):
     """pure_callback whose host function sees exactly one leading batch axis.
 
@@ -131,6 +137,7 @@ def _host_call(fn, out_shapes, *args):
     right-hand side (n,), which tells how many leading axes are batch axes.
     """
     def host(*a):
+        t0 = time.perf_counter()
         batch = a[-1].shape[:-1]
         size = int(np.prod(batch)) if batch else 1
         flat = []
@@ -139,6 +146,8 @@ def _host_call(fn, out_shapes, *args):
             core = x.shape[len(batch):]
             flat.append(np.broadcast_to(x, batch + core).reshape((size,) + core))
         outs = fn(*flat)
+        host_stats["calls"] += 1
+        host_stats["seconds"] += time.perf_counter() - t0
         return tuple(np.asarray(o).reshape(batch + o.shape[1:]) for o in outs)
 
     return jax.pure_callback(host, out_shapes, *args, vmap_method="broadcast_all")
@@ -242,7 +251,8 @@ class _PardisoSlots:
             v = np.ascontiguousarray(v, dtype=np.float64)
             self._next = (self._next + 1) % (2**31 - 1)
             ps = self._factor(k, v, self._next)
-            xs.append(np.full(self.n, np.nan) if ps is None else self._call(ps, 33, v, np.ascontiguousarray(rhs)))
+            xs.append(np.full(self.n, np.nan) if ps is None
+                      else self._call(ps, 33, v, np.ascontiguousarray(rhs)))
             tokens.append(self._next)
         return np.stack(xs), np.asarray(tokens, np.int32)
 
@@ -267,9 +277,9 @@ class _PardisoSlots:
 
 
 @dataclass(frozen=True, eq=False)
-class PardisoSolver(LinearSolver):
-    def __post_init__(self):
-        object.__setattr__(self, "_host", _PardisoSlots(self.rows, self.cols, self.n))
+class HostSlotSolver(LinearSolver):
+    """A back end whose host object (``self._host``) keeps per-batch-slot state (factors or a
+    preconditioner) behind an int32 token: factor_solve, resolve and resolve_transpose."""
 
     def _factor_solve(self, vals, b, rows, cols):
         shapes = (jax.ShapeDtypeStruct(b.shape, b.dtype), jax.ShapeDtypeStruct(b.shape[:-1], jnp.int32))
@@ -284,6 +294,12 @@ class PardisoSolver(LinearSolver):
         return _host_call(self._host.resolve_transpose, shapes, fact.vals, fact.token, b)[0]
 
 
+@dataclass(frozen=True, eq=False)
+class PardisoSolver(HostSlotSolver):
+    def __post_init__(self):
+        object.__setattr__(self, "_host", _PardisoSlots(self.rows, self.cols, self.n))
+
+
 def pardiso_available() -> bool:
     try:
         import pypardiso  # noqa: F401
@@ -292,12 +308,67 @@ def pardiso_available() -> bool:
     return True
 
 
-BACKENDS = {"pardiso": PardisoSolver, "klu": KLUSolver, "scipy": ScipySolver}
+#: unknowns up to which "auto" takes a sparse direct solve. 3D patterns (about 50 entries per
+#: row with heat) fill in much faster than 2D ones (about 20): measured on 3D NC-monolayer
+#: Jacobians (docs/benchmarks.md), PARDISO factorises 27k unknowns in ~1 s and 100k in ~10 s,
+#: with fill growing like N^(4/3), while 2D stays near-linear up to 1e6 unknowns.
+AUTO_DIRECT_MAX_3D = 150_000
+AUTO_DIRECT_MAX_2D = 2_000_000
+DENSE_3D_ROW = 30  # average entries per row above which a pattern counts as 3D
+
+
+def _direct() -> str:
+    return "pardiso" if pardiso_available() else "klu"
+
+
+def _krylov(name):
+    def make(rows, cols, n):
+        from . import krylov
+
+        kind = {"gmres-ilu": krylov.gmres_ilu, "gmres-amg": krylov.gmres_amg,
+                "jax-gmres": krylov.JaxKrylovSolver}[name]
+        return kind(rows, cols, n)
+    return make
+
+
+BACKENDS = {"pardiso": PardisoSolver, "klu": KLUSolver, "scipy": ScipySolver,
+            "gmres-ilu": _krylov("gmres-ilu"), "gmres-amg": _krylov("gmres-amg"),
+            "jax-gmres": _krylov("jax-gmres")}
+
+
+def available_backends() -> list[str]:
+    """Back ends that can be built here (pardiso needs MKL, gmres-amg needs pyamg)."""
+    out = [k for k in BACKENDS if k != "pardiso" or pardiso_available()]
+    try:
+        import pyamg  # noqa: F401
+    except ImportError:
+        out.remove("gmres-amg")
+    return out
+
+
+def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
+    """The back end ``"auto"`` picks for a pattern of ``n`` unknowns and ``nnz`` entries.
+
+    * below the direct limit (``AUTO_DIRECT_MAX_3D`` unknowns for a 3D pattern, more than
+      ``DENSE_3D_ROW`` entries per row; ``AUTO_DIRECT_MAX_2D`` otherwise): sparse direct,
+      PARDISO where MKL exists, else KLU;
+    * above it: GMRES with ILU on the host (``"gmres-ilu"``), also on a GPU: the
+      device-resident ``"jax-gmres"`` (block-Jacobi) does not converge on converged-state
+      Jacobians (docs/benchmarks.md), so it is chosen only by name until a device
+      preconditioner (AMG) or a device direct solver (cuDSS) exists. ``platform`` is kept
+      for that rule.
+    """
+    del platform  # one rule on every platform for now (see above)
+    limit = AUTO_DIRECT_MAX_3D if nnz > DENSE_3D_ROW * max(n, 1) else AUTO_DIRECT_MAX_2D
+    if n <= limit:
+        return _direct()
+    return "gmres-ilu"
 
 
 def make_solver(name: str, rows, cols, n: int) -> LinearSolver:
+    """Build back end ``name`` (a key of ``BACKENDS``, or ``"auto"``: see :func:`auto_backend`)."""
     if name == "auto":
-        name = "pardiso" if pardiso_available() else "klu"
+        name = auto_backend(int(n), len(rows))
     if name not in BACKENDS:
         raise ValueError(f"linear solver '{name}' unknown; choose one of {sorted(BACKENDS)} or 'auto'")
     if name == "pardiso" and not pardiso_available():

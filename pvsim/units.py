@@ -143,7 +143,51 @@ def require_x64() -> None:
 
 
 def enable_x64() -> None:
-    """Turn on float64 in JAX (explicit, for scripts and the CLI)."""
+    """Turn on float64 in JAX (explicit, for scripts and the CLI), and the persistent
+    compilation cache (:func:`enable_compilation_cache`): both are entry-point settings."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    enable_compilation_cache()
+
+
+#: environment variable: a directory for the persistent compilation cache, or 0/off/false/no
+CACHE_ENV = "PVSIM_JAX_CACHE"
+
+
+def compilation_cache_dir() -> str | None:
+    """Where compiled programs are kept: ``$PVSIM_JAX_CACHE`` (``0``, ``off``, ``false`` or
+    ``no`` switch the cache off), else ``$XDG_CACHE_HOME/pvsim/jax`` (``~/.cache/pvsim/jax``)."""
+    import os
+    from pathlib import Path
+
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value.lower() in ("0", "off", "false", "no"):
+        return None
+    if value:
+        return str(Path(value).expanduser())
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(root) / "pvsim" / "jax")
+
+
+def enable_compilation_cache(min_compile_time_s: float = 1.0) -> str | None:
+    """Turn on JAX's persistent compilation cache (entry points only: a global setting).
+
+    A second run on the same mesh (same shapes, same back end) then loads the compiled
+    residual, Jacobian and Newton loop from disk instead of compiling them again. Programs
+    that compiled in under ``min_compile_time_s`` are not stored. Returns the directory,
+    or None when switched off (``PVSIM_JAX_CACHE=0``). A directory already set by the user
+    (``jax_compilation_cache_dir`` / ``JAX_COMPILATION_CACHE_DIR``) is kept.
+    """
+    import jax
+
+    path = compilation_cache_dir()
+    if path is None:
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_s))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path

@@ -1,0 +1,148 @@
+"""Scaling of a 3D NC-monolayer electrothermal bias point with mesh size and linear back end.
+
+    python scripts/bench_scale.py                        # ~1e4 nodes, back ends auto and gmres-ilu
+    python scripts/bench_scale.py --sizes 1e4 1e5        # add ~1e5 nodes
+    python scripts/bench_scale.py --full                 # 1e4, 1e5 and 1e6 nodes
+    python scripts/bench_scale.py --solvers pardiso gmres-ilu jax-gmres
+
+The case is cases/nc_monolayer_2d.toml made 3D: a square lattice of n x n CsPbBr3 nanocubes
+(9 nm, 1.5 nm ligand shells) between PEDOT:PSS/TFB below and TPBi above, structured Kuhn
+tetrahedra (pvsim.geometry.nc_monolayer, structured=True), heat on: a heat sink at 300 K on
+the anode, Robin h = 1e5 W/(m^2 K) on the cathode. Size is set by the mesh resolution and
+the number of cubes. Each size sweeps the anode 0 -> 2.5 V in 0.5 V steps from equilibrium.
+
+Printed per size and back end: nodes, unknowns, time per bias point (median over the warm
+points: the first bias point, which compiles the continuation, is left out), Newton
+iterations per point (linear solves / factorisations), the share of the time spent in the
+linear solve (host back ends: time inside the solve callbacks; device-resident back ends:
+not separable, "-"), Krylov iterations per solve (host Krylov), and the peak memory (host:
+max RSS of the process; GPU: peak bytes in use on the device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BIASES = [0.5, 1.0, 1.5, 2.0, 2.5]
+#: target size -> (resolution, cubes per side)
+SIZES = {"1e4": (1.25, 1), "1e5": (2.0, 2), "1e6": (2.0, 6)}
+
+
+def case_dict(resolution: float, n: int, solver: str = "auto") -> dict:
+    """cases/nc_monolayer_2d.toml made 3D (n x n cubes) with heat."""
+    d = tomllib.loads((ROOT / "cases" / "nc_monolayer_2d.toml").read_text())
+    d["simulation"]["name"] = "nc_monolayer_3d_heat"
+    d["geometry"].update(dim=3, resolution=resolution, n_x=n, n_y=n)
+    d["heat"] = {"escape_fraction": 0.2, "boundaries": [
+        {"name": "anode", "type": "fixed", "temperature_K": 300.0},
+        {"name": "cathode", "type": "robin", "temperature_K": 300.0, "h_W_m2K": 1e5}]}
+    d.setdefault("solver", {})["linear_solver"] = "auto"
+    return d
+
+
+def build(resolution: float, n: int, solver: str):
+    from pvsim.case import build_device, load_case
+    from pvsim.linalg import make_solver
+
+    case, base = load_case(case_dict(resolution, n), ROOT / "cases")
+    dev = build_device(case, base)
+    # the case file's linear_solver accepts the direct names only (pvsim/case.py); the
+    # solver is swapped before the first solve traces it
+    dev.solver = make_solver(solver, np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof)
+    return dev
+
+
+def peak_memory() -> str:
+    import jax
+
+    dev = jax.devices()[0]
+    if dev.platform == "gpu":
+        stats = dev.memory_stats() or {}
+        return f"{stats.get('peak_bytes_in_use', 0) / 2**30:.2f} GiB (GPU)"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (RSS)"
+
+
+def run(size: str, solver: str) -> dict:
+    from pvsim import krylov
+    from pvsim.linalg import host_stats
+    from pvsim.sweep import BiasPoint, run_sweep
+
+    res, n = SIZES[size]
+    t0 = time.perf_counter()
+    dev = build(res, n, solver)
+    t_build = time.perf_counter() - t0
+    host_stats.update(calls=0, seconds=0.0)
+    krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
+    targets = [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in BIASES]
+    t0 = time.perf_counter()
+    out = run_sweep(dev, targets)
+    t_sweep = time.perf_counter() - t0
+    points = out.points[1:] if len(out.points) > 1 else out.points
+    # linear-solve share over the whole sweep (host back ends)
+    share = host_stats["seconds"] / t_sweep if host_stats["calls"] else float("nan")
+    times = np.array([p.wall_time for p in points])
+    its = np.array([p.iterations for p in points])
+    facs = np.array([p.factorizations for p in points])
+    ks = krylov.krylov_stats
+    kry = ks["iterations"] / ks["solves"] if ks["solves"] else float("nan")
+    mean = lambda x: float(np.mean(x)) if len(x) else float("nan")  # noqa: E731
+    return dict(size=size, nodes=dev.mesh.n_nodes, unknowns=dev.asm.n_dof, solver=type(dev.solver).__name__,
+                name=solver, ok=out.ok, failure=out.failure,
+                t_point=float(np.median(times)) if len(times) else float("nan"),
+                its=mean(its), facs=mean(facs), share=share, krylov=kry,
+                not_conv=ks["not_converged"], memory=peak_memory(), build=t_build, sweep=t_sweep,
+                current=[float(p.observables["current"][0]) for p in out.points],
+                T_max=float(out.points[-1].observables.get("T_max", np.nan)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", nargs="+", default=["1e4"], choices=list(SIZES))
+    ap.add_argument("--full", action="store_true", help="sizes 1e4, 1e5 and 1e6")
+    ap.add_argument("--solvers", nargs="+", default=["auto", "gmres-ilu"])
+    args = ap.parse_args()
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from pvsim.units import enable_compilation_cache
+
+    enable_compilation_cache()
+    sizes = list(SIZES) if args.full else args.sizes
+    print(f"JAX platform: {jax.default_backend()} ({jax.devices()[0].device_kind})")
+    print(f"{'size':>5} {'nodes':>8} {'unknowns':>9} {'back end':>10} {'s/point':>8} {'Newton it':>9} "
+          f"{'LU':>5} {'lin %':>6} {'Krylov it':>9} {'peak memory':>18}  ok")
+    rows = []
+    for size in sizes:
+        for solver in args.solvers:
+            r = run(size, solver)
+            rows.append(r)
+            print(f"{r['size']:>5} {r['nodes']:8d} {r['unknowns']:9d} {r['name']:>10} {r['t_point']:8.2f} "
+                  f"{r['its']:9.1f} {r['facs']:5.1f} {100 * r['share']:6.1f} {r['krylov']:9.1f} "
+                  f"{r['memory']:>18}  {r['ok']} (build {r['build']:.1f} s, sweep {r['sweep']:.1f} s, "
+                  f"T_max {r['T_max']:.2f} K, I(2.5 V) {r['current'][-1]:.6e} A)", flush=True)
+            if not r["ok"]:
+                print(f"      failure: {r['failure']}")
+    by_size = {}
+    for r in rows:
+        by_size.setdefault(r["size"], []).append(r)
+    for size, rs in by_size.items():
+        ok = [r for r in rs if r["ok"]]
+        if len(ok) > 1:
+            ref = np.array(ok[0]["current"])
+            for r in ok[1:]:
+                d = np.max(np.abs(np.array(r["current"]) - ref) / np.abs(ref))
+                print(f"{size}: terminal currents {r['name']} vs {ok[0]['name']}: "
+                      f"max relative difference {d:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
