@@ -27,7 +27,8 @@ class CaseError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are refused in every number (a lifetime may be inf: no SRH)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SimulationSection(_Model):
@@ -69,7 +70,7 @@ class GeometrySection(BaseModel):
     """``[geometry]``: a mesh built by a named generator (pvsim.geometry); every other key is
     one of its parameters (``pvsim mesh GENERATOR --help`` lists them)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     generator: str
     save_msh: str | None = None  # also write the generated mesh (.msh 2.2) here
 
@@ -77,6 +78,14 @@ class GeometrySection(BaseModel):
     def _params(self):
         from .geometry.registry import check_parameters
 
+        def finite(key, v):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"geometry parameter '{key}' = {v} is not a finite number")
+            for x in v if isinstance(v, (list, tuple)) else ():
+                finite(key, x)
+
+        for key, value in self.params.items():
+            finite(key, value)
         check_parameters(self.generator, self.params)
         return self
 
@@ -95,8 +104,8 @@ class MaterialSection(_Model):
     Nv_cm3: Pos = 1e19
     mu_n_cm2_Vs: Pos = 1.0
     mu_p_cm2_Vs: Pos = 1.0
-    tau_n_s: Pos = math.inf
-    tau_p_s: Pos = math.inf
+    tau_n_s: Annotated[float, Field(gt=0, allow_inf_nan=True)] = math.inf  # inf: no SRH
+    tau_p_s: Annotated[float, Field(gt=0, allow_inf_nan=True)] = math.inf
     trap_level_eV: float = 0.0
     radiative_B_cm3_s: NonNeg = 0.0
     auger_Cn_cm6_s: NonNeg = 0.0
@@ -267,7 +276,7 @@ class SolverSection(_Model):
     tolerance: Pos = 1e-9
     max_iterations: Annotated[int, Field(ge=1, le=500)] = 40
     max_step: Pos = 10.0
-    linear_solver: Literal["auto", "pardiso", "klu", "scipy"] = "auto"
+    linear_solver: Literal["auto", "pardiso", "klu", "scipy", "gmres-ilu", "gmres-amg", "jax-gmres"] = "auto"
     predictor: Literal["tangent", "secant", "none"] = "tangent"
 
 
@@ -329,13 +338,17 @@ def _explain(err: dict, source: str) -> str:
         return f"{source}: [{loc or 'case'}]: {msg}."
     ex = _EXAMPLES.get(key)
     tail = f" Example: {ex}" if ex else ""
-    return f"{source}: '{loc}' = {value!r} is not valid: {err['msg']}.{tail}"
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"{source}: '{loc}' = {shown} is not valid: {err['msg']}.{tail}"
 
 
 def load_case(source: str | Path | dict, base_dir: str | Path | None = None) -> tuple[Case, Path]:
     """Parse and validate a case from a TOML path or a dict; returns (case, base directory)."""
     if isinstance(source, dict):
         data, name, base = source, "case", Path(base_dir or ".")
+    elif not isinstance(source, (str, Path)):
+        raise CaseError(f"a case is a TOML file path or a dict of its tables, not {type(source).__name__}")
     else:
         path = Path(source)
         if not path.exists():
@@ -364,7 +377,9 @@ def _with_library(data: dict, source: str) -> dict:
         return data
     data = dict(data)
     materials = dict(data.get("materials", {}))
-    used = [r.get("material") for r in (data.get("regions") or {}).values() if isinstance(r, dict)]
+    regions = data.get("regions")
+    used = [r.get("material") for r in regions.values() if isinstance(r, dict)] \
+        if isinstance(regions, dict) else []
     mesh = data.get("mesh")
     if isinstance(mesh, dict) and isinstance(mesh.get("layers"), list):
         used += [lay.get("material") for lay in mesh["layers"] if isinstance(lay, dict)]
@@ -398,8 +413,12 @@ def _with_library(data: dict, source: str) -> dict:
 
 
 # --------------------------------------------------------------------------- device
-def build_device(case: Case, base: Path):
-    """Mesh, materials, doping and contacts of a validated case (physical checks here)."""
+def build_device(case: Case, base: Path, mesh=None):
+    """Mesh, materials, doping and contacts of a validated case (physical checks here).
+
+    ``mesh``: the :class:`~pvsim.mesh.Mesh` this case's [mesh]/[geometry] section builds, when
+    the caller already has it (parameter sweeps reuse one mesh for many members).
+    """
     from .device import Device
     from .doping import DopingProfile
     from .geometry import Layer, layer_stack
@@ -410,7 +429,15 @@ def build_device(case: Case, base: Path):
 
     m = case.mesh
     region_material = {k: r.material for k, r in case.regions.items() if r.material}
-    if case.geometry is not None:
+    for layer in (m.layers or []) if m is not None else []:
+        if layer.material:
+            other = region_material.setdefault(layer.region, layer.material)
+            if other != layer.material:
+                raise CaseError(f"region '{layer.region}' gets material '{layer.material}' from "
+                                f"[[mesh.layers]] and '{other}' elsewhere; give it once.")
+    if mesh is not None:
+        pass
+    elif case.geometry is not None:
         from .geometry.registry import generate
 
         g = case.geometry
@@ -419,12 +446,6 @@ def build_device(case: Case, base: Path):
         except ValueError as exc:
             raise CaseError(f"[geometry]: {exc}") from None
     elif m.layers is not None:
-        for layer in m.layers:
-            if layer.material:
-                other = region_material.setdefault(layer.region, layer.material)
-                if other != layer.material:
-                    raise CaseError(f"region '{layer.region}' gets material '{layer.material}' from "
-                                    f"[[mesh.layers]] and '{other}' elsewhere; give it once.")
         mesh = layer_stack(
             [Layer(x.region, x.thickness_nm * 1e-9,
                    x.spacing_nm * 1e-9 if x.spacing_nm else None,

@@ -7,9 +7,17 @@ Supported: 1D (lines), 2D (triangles), 2D axisymmetric (coordinates (r, z), r >=
 3D (tetrahedra). Meshes come from gmsh ``.msh`` files (2.2 and 4.x, read by meshio), from
 the live gmsh Python API model (:func:`from_gmsh_model`) or from arrays (:func:`from_arrays`).
 
-Element checks (done once, in numpy): a degenerate element (measure below 1e-12 of the
-mean element measure) or an inverted one (orientation opposite to the rest of its region)
-is an error that names the region and the count.
+Checks (done once, in numpy, before anything is built on the mesh); each is a
+:class:`MeshError` that says what is wrong and where:
+
+* a coordinate that is NaN or infinite (names the node and the axis);
+* an element that refers to a node that does not exist (names the region and element);
+* a degenerate element (measure below 1e-12 of the mean element measure) or an inverted one
+  (orientation opposite to the rest of its region): names the region, the count, and the first
+  such element by its index in the region, its nodes and its centroid.
+
+A case that names a region or boundary the mesh does not have is reported by
+:func:`pvsim.case.build_device`, with the names the mesh does have.
 """
 
 from __future__ import annotations
@@ -74,8 +82,11 @@ def signed_measures(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
     return np.linalg.det(edges) / factorial(d)
 
 
-def check_elements(mesh: Mesh) -> None:
-    """Raise :class:`MeshError` on degenerate or inverted elements."""
+def check_elements(mesh: Mesh, length_unit: str = "m") -> None:
+    """Raise :class:`MeshError` on degenerate or inverted elements.
+
+    Element positions in the messages are centroids in ``length_unit`` (the file's unit).
+    """
     if mesh.axisymmetric:
         if mesh.dim != 2:
             raise MeshError("an axisymmetric mesh must be 2D with coordinates (r, z)")
@@ -84,12 +95,21 @@ def check_elements(mesh: Mesh) -> None:
             raise MeshError(f"axisymmetric mesh has r < 0 (min r = {rmin:g} m); put the axis at r = 0")
     all_meas = [signed_measures(mesh.points, c) for c in mesh.regions.values()]
     scale = np.mean(np.abs(np.concatenate(all_meas)))
+    if not np.isfinite(scale) or scale <= 0:
+        raise MeshError(f"{mesh.source}: every element has zero measure (all nodes coincide or "
+                        "lie on a lower-dimensional set); check the coordinates and their unit")
+
+    def where(cells, k):
+        c = mesh.points[cells[k]].mean(axis=0) / _unit(length_unit)
+        xyz = ", ".join(f"{v:.6g}" for v in c)
+        return f"element {k} of the region (nodes {cells[k].tolist()}, centroid ({xyz}) {length_unit})"
+
     for (name, cells), meas in zip(mesh.regions.items(), all_meas):
         degenerate = np.abs(meas) <= 1e-12 * scale
         if degenerate.any():
             raise MeshError(
                 f"region '{name}': {degenerate.sum()} degenerate element(s) (zero measure), "
-                f"first at nodes {cells[np.argmax(degenerate)].tolist()}; remesh or remove "
+                f"first {where(cells, int(np.argmax(degenerate)))}; remesh or remove "
                 "duplicate/collinear nodes."
             )
         if mesh.dim > 1:
@@ -98,8 +118,31 @@ def check_elements(mesh: Mesh) -> None:
             if inverted.any():
                 raise MeshError(
                     f"region '{name}': {inverted.sum()} inverted element(s) (orientation opposite "
-                    f"to the other {len(meas) - inverted.sum()}), first at nodes "
-                    f"{cells[np.argmax(inverted)].tolist()}; regenerate the mesh."
+                    f"to the other {len(meas) - inverted.sum()}), first "
+                    f"{where(cells, int(np.argmax(inverted)))}; regenerate the mesh."
+                )
+
+
+def _check_arrays(pts: np.ndarray, regions: dict, boundaries: dict, source: str) -> None:
+    """Finite coordinates, and element/facet node indices that exist (before any use)."""
+    bad = ~np.isfinite(pts)
+    if bad.any():
+        node, axis = (int(i) for i in np.argwhere(bad)[0])
+        raise MeshError(
+            f"{source}: {int(bad.any(axis=1).sum())} node(s) with a NaN or infinite coordinate, "
+            f"first node {node} (0-based, in file order) has {'xyz'[axis]} = {pts[node, axis]}; "
+            "fix or regenerate the mesh file."
+        )
+    n = len(pts)
+    for kind, groups in (("region", regions), ("boundary group", boundaries)):
+        for name, cells in groups.items():
+            out = (cells < 0) | (cells >= n)
+            if out.any():
+                k = int(np.argwhere(out)[0, 0])
+                raise MeshError(
+                    f"{source}: {kind} '{name}': element {k} refers to node(s) "
+                    f"{cells[k][out[k]].tolist()} but the mesh has {n} nodes (0 to {n - 1}); the file "
+                    "is truncated or inconsistent."
                 )
 
 
@@ -121,6 +164,7 @@ def from_arrays(points, regions, boundaries=None, *, length_unit="m", axisymmetr
                 f"region '{name}': cells of shape {cells.shape} do not match {pts.shape[1]}D "
                 f"simplices (expected (M, {pts.shape[1] + 1}))"
             )
+    _check_arrays(pts, regions, boundaries, source)
     # keep only the nodes used by region cells
     used = np.unique(np.concatenate([c.ravel() for c in regions.values()]))
     remap = -np.ones(len(pts), dtype=np.int64)
@@ -133,7 +177,7 @@ def from_arrays(points, regions, boundaries=None, *, length_unit="m", axisymmetr
             raise MeshError(f"boundary group '{k}' has nodes that belong to no region")
         kept[k] = mapped
     mesh = Mesh(pts[used] * scale, regions, kept, axisymmetric, source)
-    check_elements(mesh)
+    check_elements(mesh, length_unit)
     return mesh
 
 
@@ -151,8 +195,12 @@ def read_msh(path: str | Path, *, length_unit: str = "m", axisymmetric: bool = F
         raise MeshError(f"mesh file '{path}' not found")
     try:
         m = meshio.read(path, file_format="gmsh")
+    except IndexError as exc:  # meshio maps element node numbers through the node table
+        raise MeshError(f"mesh file '{path}': an element refers to a node number that its $Nodes "
+                        f"section does not define ({exc}); the file is inconsistent") from exc
     except Exception as exc:  # meshio raises many types; report them uniformly
-        raise MeshError(f"cannot read mesh file '{path}' as gmsh .msh: {exc}") from exc
+        raise MeshError(f"cannot read mesh file '{path}' as gmsh .msh: {exc} (is the file truncated "
+                        "or not a gmsh .msh?)") from exc
     if "gmsh:physical" not in m.cell_data or not m.field_data:
         raise MeshError(
             f"mesh file '{path}' has no physical groups: name regions and contacts with "
@@ -180,6 +228,13 @@ def read_msh(path: str | Path, *, length_unit: str = "m", axisymmetric: bool = F
             if name is None:
                 continue
             target.setdefault(name, []).append(block.data[tags == tag])
+    if not regions:
+        kind = {1: "Physical Curve", 2: "Physical Surface", 3: "Physical Volume"}[top]
+        raise MeshError(
+            f"mesh file '{path}': none of its {top}D elements is in a named physical group, so it has "
+            f"no regions; its named groups are {sorted(m.field_data)} (dimensions "
+            f"{sorted({int(d) for _, d in m.field_data.values()})}). Add {kind}(\"name\") = {{...}};"
+        )
     return _from_groups(m.points, top, regions, boundaries, length_unit, axisymmetric, str(path))
 
 
