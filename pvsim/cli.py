@@ -309,19 +309,22 @@ def _sweep(args) -> int:
                   "(one per mesh and compiled device); "
                   f"scheduler: {where}", highlight=False)
     scheduler = "serial" if args.serial else args.scheduler
+    batch = args.batch
+    if batch is None:  # default: vmap batches on a GPU, one member after another elsewhere
+        import jax
+
+        batch = jax.default_backend() == "gpu"
+    kw = dict(scheduler=scheduler, workers=args.workers, processes=not args.threads,
+              resume=args.resume, fmt=args.format, batch=batch)
     try:
         if args.quiet:
-            run = run_sweep_campaign(sweep, args.output, scheduler=scheduler, workers=args.workers,
-                                     processes=not args.threads, resume=args.resume, fmt=args.format,
-                                     batch=args.batch)
+            run = run_sweep_campaign(sweep, args.output, **kw)
         else:
             with Progress(TextColumn("members"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as bar:
                 task = bar.add_task("members", total=len(sweep.members))
-                run = run_sweep_campaign(
-                    sweep, args.output, scheduler=scheduler, workers=args.workers,
-                    processes=not args.threads, resume=args.resume, fmt=args.format, batch=args.batch,
-                    progress=lambda done, total: bar.update(task, completed=done))
+                run = run_sweep_campaign(sweep, args.output, **kw,
+                                         progress=lambda done, total: bar.update(task, completed=done))
     except (SweepDefinitionError, OutputPathError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
@@ -410,9 +413,9 @@ def main(argv=None) -> int:
     sweep.add_argument("--threads", action="store_true",
                        help="LocalCluster workers as threads, not processes")
     sweep.add_argument("--serial", action="store_true", help="run in this process, without dask")
-    sweep.add_argument("--batch", action="store_true",
-                       help="advance the members of a task together with jax.vmap (one GPU); results "
-                            "agree with the default to the Newton tolerance")
+    sweep.add_argument("--batch", action=argparse.BooleanOptionalAction, default=None,
+                       help="advance the members of a task together with jax.vmap (default: on when "
+                            "JAX runs on a GPU); results agree with the serial path to the Newton tolerance")
     sweep.add_argument("--format", default="netcdf", choices=["netcdf", "zarr"],
                        help="merged output: sweep.nc (NetCDF4) or sweep.zarr")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
