@@ -421,10 +421,8 @@ def build_device(case: Case, base: Path, mesh=None):
     """
     from .device import Device
     from .doping import DopingProfile
-    from .geometry import Layer, layer_stack
     from .layout import ContactSpec
     from .materials import InterfaceSpec, MaterialSpec
-    from .mesh import read_msh
     from .newton import NewtonOptions
 
     m = case.mesh
@@ -435,24 +433,8 @@ def build_device(case: Case, base: Path, mesh=None):
             if other != layer.material:
                 raise CaseError(f"region '{layer.region}' gets material '{layer.material}' from "
                                 f"[[mesh.layers]] and '{other}' elsewhere; give it once.")
-    if mesh is not None:
-        pass
-    elif case.geometry is not None:
-        from .geometry.registry import generate
-
-        g = case.geometry
-        try:
-            mesh = generate(g.generator, g.params, msh_path=base / g.save_msh if g.save_msh else None)
-        except ValueError as exc:
-            raise CaseError(f"[geometry]: {exc}") from None
-    elif m.layers is not None:
-        mesh = layer_stack(
-            [Layer(x.region, x.thickness_nm * 1e-9,
-                   x.spacing_nm * 1e-9 if x.spacing_nm else None,
-                   x.min_spacing_nm * 1e-9 if x.min_spacing_nm else None) for x in m.layers],
-            m.left_contact, m.right_contact)
-    else:
-        mesh = read_msh(base / m.file, length_unit=m.length_unit, axisymmetric=m.axisymmetric)
+    if mesh is None:
+        mesh = _case_mesh(case, base)
 
     for name in case.regions:
         if name not in mesh.regions:
@@ -517,6 +499,30 @@ def build_device(case: Case, base: Path, mesh=None):
                                            max_step=s.max_step))
     except ValueError as exc:  # physical inconsistencies found while building the device
         raise CaseError(f"{exc}.".replace("..", ".")) from None
+
+
+
+def _case_mesh(case, base):
+    """The mesh a case describes: a [geometry] generator, [mesh] layers, or a mesh file."""
+    from .geometry import Layer, layer_stack
+    from .mesh import read_msh
+
+    m = case.mesh
+    if case.geometry is not None:
+        from .geometry.registry import generate
+
+        g = case.geometry
+        try:
+            return generate(g.generator, g.params, msh_path=base / g.save_msh if g.save_msh else None)
+        except ValueError as exc:
+            raise CaseError(f"[geometry]: {exc}") from None
+    if m.layers is not None:
+        return layer_stack(
+            [Layer(x.region, x.thickness_nm * 1e-9,
+                   x.spacing_nm * 1e-9 if x.spacing_nm else None,
+                   x.min_spacing_nm * 1e-9 if x.min_spacing_nm else None) for x in m.layers],
+            m.left_contact, m.right_contact)
+    return read_msh(base / m.file, length_unit=m.length_unit, axisymmetric=m.axisymmetric)
 
 
 def _heat_spec(case: Case, mesh):
