@@ -285,7 +285,9 @@ def optimise(value_and_grad, theta0, names, lower, upper, steps=40, learning_rat
              reduce_by=1e3, history_path=None, title="", progress=True):
     """Minimise ``value_and_grad(theta) -> (value, gradient)`` with optax Adam, projected on
     the box [lower, upper] after each step; stops when the projected gradient norm has
-    fallen ``reduce_by`` times below its start, or after ``steps``.
+    fallen ``reduce_by`` times below its start, or after ``steps``. ``learning_rate`` is a
+    number or an optax schedule (e.g. ``optax.exponential_decay``: steps shrink near the
+    optimum, where a remeshed objective's gradient is noisy).
 
     Returns an ``xarray.Dataset`` history (dims step, parameter): theta, objective,
     gradient, projected-gradient norm; written as NetCDF to ``history_path`` if given.
@@ -322,7 +324,8 @@ def optimise(value_and_grad, theta0, names, lower, upper, steps=40, learning_rat
          "gradient": (("step", "parameter"), gr, dict(long_name="gradient of the objective")),
          "projected_gradient_norm": ("step", pgn, dict(long_name="norm of the box-projected gradient"))},
         coords={"step": np.arange(len(rows)), "parameter": list(names)},
-        attrs=dict(title=title, lower=lower, upper=upper, optimizer=f"optax.adam({learning_rate})"))
+        attrs=dict(title=title, lower=lower, upper=upper,
+                   optimizer=f"optax.adam({learning_rate if np.isscalar(learning_rate) else 'schedule'})"))
     if history_path is not None:
         from .io import write_netcdf
 

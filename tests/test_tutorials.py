@@ -16,7 +16,9 @@ PRODUCTS = {
 }
 
 
-@pytest.mark.parametrize("script", list(PRODUCTS))
+# the core/shell tutorial compiles two devices (~70 s): in the slow set (pytest -m slow)
+@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s == "core_shell.py" else s
+                                    for s in PRODUCTS])
 def test_tutorial_runs(script, tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "docs" / "tutorials" / script), str(tmp_path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
