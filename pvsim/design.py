@@ -230,6 +230,22 @@ def min_volume_ratio(device, points_m) -> float:
 
 
 # ------------------------------------------------------------------------ IV sweeps
+def operating_point(device, voltage_V=None, current=None):
+    """(converged state, Params) at contact voltages (V) and set currents (device current
+    units) reached by a continuation sweep from equilibrium: the start of an adjoint-solved
+    objective. Raises RuntimeError with the sweep's report if it does not converge."""
+    from .sweep import BiasPoint, run_sweep
+
+    k = len(device.contacts)
+    v = np.zeros(k) if voltage_V is None else np.asarray(voltage_V, float)
+    i = np.zeros(k) if current is None else np.asarray(current, float)
+    res = run_sweep(device, [BiasPoint(v, i)])
+    if not res.ok:
+        raise RuntimeError(f"operating point not reached: {res.failure}")
+    pt = res.points[-1]
+    return pt.u, device.params(pt.bias.voltage, pt.bias.current)
+
+
 def iv_sweep(device, biases_V, contact="anode", start_points=None):
     """A differentiable IV curve: ``currents(params) -> (B,)`` terminal currents at the
     ``biases_V`` applied to ``contact`` (device current units).
@@ -301,7 +317,7 @@ def optimise(value_and_grad, theta0, names, lower, upper, steps=40, learning_rat
     lower, upper = np.asarray(lower, float), np.asarray(upper, float)
     state = opt.init(jnp.asarray(theta))
     rows = []
-    bar = _progress(progress, title or "optimising", steps)
+    bar = _progress(progress)
     with bar:
         task = bar.add_task(title or "optimising", total=steps)
         for step in range(steps + 1):
@@ -333,7 +349,7 @@ def optimise(value_and_grad, theta0, names, lower, upper, steps=40, learning_rat
     return ds
 
 
-def _progress(enabled, title, total):
+def _progress(enabled):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -362,5 +378,5 @@ def plot_history(ds, path):
 
 
 __all__ = ["region_index", "contact_index", "set_leaf", "scale_leaf", "shift_leaf", "shape_fields",
-           "morph_points", "morph", "min_volume_ratio", "iv_sweep", "mesh_edges", "optimise",
-           "projected_gradient", "plot_history"]
+           "morph_points", "morph", "min_volume_ratio", "operating_point", "iv_sweep", "mesh_edges",
+           "optimise", "projected_gradient", "plot_history"]

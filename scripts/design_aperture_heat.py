@@ -93,16 +93,11 @@ class Stage:
         from pvsim import design
         from pvsim.adjoint import make_steady_state
         from pvsim.case import build_device, load_case
-        from pvsim.sweep import BiasPoint, run_sweep
 
         case, base = load_case(case_dict(r0, resolution), ROOT / "cases")
         self.dev = dev = build_device(case, base)
         self.r0 = r0
-        res = run_sweep(dev, [BiasPoint(np.zeros(2), np.array([I_SET, 0.0]))])
-        if not res.ok:
-            raise RuntimeError(f"opening {r0} nm: {res.failure}")
-        pt = res.points[-1]
-        self.u0, self.p0 = pt.u, dev.params(pt.bias.voltage, pt.bias.current)
+        self.u0, self.p0 = design.operating_point(dev, current=[I_SET, 0.0])
         self.fields = design.shape_fields(dev.mesh, ["opening_radius"])
         self.solve = make_steady_state(dev)
         eml = design.region_index(dev, "eml")

@@ -77,7 +77,6 @@ class Stage:
         from pvsim import design
         from pvsim.adjoint import make_steady_state
         from pvsim.case import build_device, load_case
-        from pvsim.sweep import BiasPoint, run_sweep
 
         case, base = load_case(case_dict(d0, resolution), ROOT / "cases")
         self.dev = dev = build_device(case, base)
@@ -88,12 +87,7 @@ class Stage:
         self.current = J_SET * math.pi * (CELL_RADIUS * 1e-9) ** 2
         self.base = self._material(dev.params(), 0.0)
         dev.set_base_params(self.base)
-        res = run_sweep(dev, [BiasPoint(np.zeros(2), np.array([self.current, 0.0]))])
-        if not res.ok:
-            raise RuntimeError(f"shell {d0} nm: {res.failure}")
-        pt = res.points[-1]
-        self.u0 = pt.u
-        self.p0 = dev.params(pt.bias.voltage, pt.bias.current)
+        self.u0, self.p0 = design.operating_point(dev, current=[self.current, 0.0])
         self.fields = design.shape_fields(dev.mesh, ["shell"])
         self.solve = make_steady_state(dev)
         self.figures = jax.jit(self._figures)
@@ -116,7 +110,8 @@ class Stage:
         s = S_SURFACE * 1e-2 / dev.scales.velocity * jnp.exp(-TWO_KAPPA_N * (self.d0 + dd))
         itf = p.interface
         return design.set_leaf(design.set_leaf(p, "material", mat), "interface",
-                               type(itf)(**{**itf.__dict__, "s_n": itf.s_n * 0 + s, "s_p": itf.s_p * 0 + s}))
+                               type(itf)(**{**itf.__dict__, "s_n": jnp.full_like(itf.s_n, s),
+                                            "s_p": jnp.full_like(itf.s_p, s)}))
 
     def _params(self, dd):
         from pvsim import design

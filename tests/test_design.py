@@ -10,7 +10,6 @@ from test_solver import _diode
 
 from pvsim import design, figures
 from pvsim.adjoint import make_steady_state
-from pvsim.sweep import BiasPoint, run_sweep
 from pvsim.verification import gradient_check
 
 BIASES = [0.2, 0.35, 0.5]
@@ -46,8 +45,7 @@ def test_vmap_over_eight_dopings_equals_serial_with_gradients():
     gradients equal 8 serial solves."""
     dev = _diode(n=40)
     dev.newton = replace(dev.newton, tol=1e-12)
-    res = run_sweep(dev, [BiasPoint(np.array([0.3, 0.0]), np.zeros(2))])
-    u0, base = res.points[-1].u, dev.params([0.3, 0.0])
+    u0, base = design.operating_point(dev, [0.3, 0.0])
     solve = make_steady_state(dev)
 
     def current(factor):
@@ -72,17 +70,14 @@ def test_set_current_objective_gradient():
     and dV/dln(mu_n) < 0 (a better conductor needs less voltage)."""
     dev = _diode(control="current", n=40)
     dev.newton = replace(dev.newton, tol=1e-12)
-    res = run_sweep(dev, [BiasPoint(np.zeros(2), np.array([50.0, 0.0]))])
-    assert res.ok, res.failure
-    pt = res.points[-1]
-    base = dev.params(pt.bias.voltage, pt.bias.current)
+    u0, base = design.operating_point(dev, current=[50.0, 0.0])
     solve = make_steady_state(dev)
     r = design.region_index(dev, "p_side")
 
     def voltage(theta):
         p = design.scale_leaf(design.scale_leaf(base, "doping", theta[0]), "material.mu_n",
                               jnp.exp(theta[1]), r)
-        s = solve(pt.u, p)
+        s = solve(u0, p)
         return dev.asm.voltages(s.delta, p, s.ref)[:1] * dev.scales.V_T
 
     jac, _, err = gradient_check(voltage, jnp.array([1.0, 0.0]), [1.0, 1.0])
