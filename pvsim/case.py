@@ -276,7 +276,8 @@ class SolverSection(_Model):
     tolerance: Pos = 1e-9
     max_iterations: Annotated[int, Field(ge=1, le=500)] = 40
     max_step: Pos = 10.0
-    linear_solver: Literal["auto", "pardiso", "klu", "scipy", "gmres-ilu", "gmres-amg", "jax-gmres"] = "auto"
+    linear_solver: Literal["auto", "pardiso", "klu", "scipy", "gmres-ilu", "gmres-amg", "jax-gmres",
+                           "cudss"] = "auto"
     predictor: Literal["tangent", "secant", "none"] = "tangent"
 
 

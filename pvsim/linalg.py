@@ -14,7 +14,7 @@ The pattern arrays are passed as traced arguments (not baked into the program as
 constants). Every back end first equilibrates the matrix (rows, then columns, by their
 largest magnitude): continuity rows span tens of decades.
 
-Back ends, chosen per run (``"auto"`` picks the first available in this order):
+Back ends, chosen per run (``"auto"``: by size, pattern and device, see :func:`auto_backend`):
 
 * ``"pardiso"``: MKL PARDISO (supernodal, multithreaded, METIS ordering) through
   ``jax.pure_callback``; the symbolic analysis is done once per pattern and kept, and the
@@ -26,7 +26,7 @@ Back ends, chosen per run (``"auto"`` picks the first available in this order):
 
 Measured on the 2D diode Jacobian (18k unknowns, 2 cores): PARDISO factor 40 ms + solve
 4 ms; SuperLU (COLAMD) 165 ms; klujax 227 ms per solve (scripts/bench_devsim.py).
-GPU back ends (cuDSS, Krylov + AMG) plug in here without touching the physics.
+* ``"cudss"``: NVIDIA cuDSS on the GPU (:mod:`pvsim.cudss`), matrix and factors on the device.
 """
 
 from __future__ import annotations
@@ -317,8 +317,21 @@ AUTO_DIRECT_MAX_2D = 2_000_000
 DENSE_3D_ROW = 30  # average entries per row above which a pattern counts as 3D
 
 
-def _direct() -> str:
+def _direct(platform: str) -> str:
+    if platform == "gpu":
+        from . import cudss
+
+        if cudss.available():
+            return "cudss"
+        # klujax registers its FFI call for the CPU only; host callbacks work on any device
+        return "pardiso" if pardiso_available() else "scipy"
     return "pardiso" if pardiso_available() else "klu"
+
+
+def _cudss(rows, cols, n):
+    from .cudss import CudssSolver
+
+    return CudssSolver(rows, cols, n)
 
 
 def _krylov(name):
@@ -333,12 +346,16 @@ def _krylov(name):
 
 BACKENDS = {"pardiso": PardisoSolver, "klu": KLUSolver, "scipy": ScipySolver,
             "gmres-ilu": _krylov("gmres-ilu"), "gmres-amg": _krylov("gmres-amg"),
-            "jax-gmres": _krylov("jax-gmres")}
+            "jax-gmres": _krylov("jax-gmres"), "cudss": _cudss}
 
 
 def available_backends() -> list[str]:
-    """Back ends that can be built here (pardiso needs MKL, gmres-amg needs pyamg)."""
-    out = [k for k in BACKENDS if k != "pardiso" or pardiso_available()]
+    """Back ends that can be built here (pardiso needs MKL, gmres-amg pyamg, cudss a GPU)."""
+    from . import cudss
+
+    missing = {"pardiso": not pardiso_available(), "cudss": not cudss.available(),
+               "klu": jax.default_backend() != "cpu"}  # klujax: an XLA FFI call for the CPU only
+    out = [k for k in BACKENDS if not missing.get(k, False)]
     try:
         import pyamg  # noqa: F401
     except ImportError:
@@ -347,21 +364,21 @@ def available_backends() -> list[str]:
 
 
 def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
-    """The back end ``"auto"`` picks for a pattern of ``n`` unknowns and ``nnz`` entries.
+    """The back end ``"auto"`` picks for a pattern of ``n`` unknowns and ``nnz`` entries on
+    ``platform`` (JAX's default backend when None).
 
     * below the direct limit (``AUTO_DIRECT_MAX_3D`` unknowns for a 3D pattern, more than
-      ``DENSE_3D_ROW`` entries per row; ``AUTO_DIRECT_MAX_2D`` otherwise): sparse direct,
-      PARDISO where MKL exists, else KLU;
-    * above it: GMRES with ILU on the host (``"gmres-ilu"``), also on a GPU: the
+      ``DENSE_3D_ROW`` entries per row; ``AUTO_DIRECT_MAX_2D`` otherwise): sparse direct --
+      cuDSS on a GPU where the library is installed, else PARDISO where MKL exists, else KLU
+      (SuperLU on a GPU without cuDSS or MKL: klujax runs on the CPU only);
+    * above it: GMRES with ILU on the host (``"gmres-ilu"``), on every platform: the
       device-resident ``"jax-gmres"`` (block-Jacobi) does not converge on converged-state
-      Jacobians (docs/benchmarks.md), so it is chosen only by name until a device
-      preconditioner (AMG) or a device direct solver (cuDSS) exists. ``platform`` is kept
-      for that rule.
+      Jacobians (docs/benchmarks.md), so it is chosen only by name.
     """
-    del platform  # one rule on every platform for now (see above)
+    platform = jax.default_backend() if platform is None else platform
     limit = AUTO_DIRECT_MAX_3D if nnz > DENSE_3D_ROW * max(n, 1) else AUTO_DIRECT_MAX_2D
     if n <= limit:
-        return _direct()
+        return _direct(platform)
     return "gmres-ilu"
 
 

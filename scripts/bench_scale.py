@@ -22,6 +22,7 @@ max RSS of the process; GPU: peak bytes in use on the device).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
@@ -33,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 BIASES = [0.5, 1.0, 1.5, 2.0, 2.5]
 #: target size -> (resolution, cubes per side)
-SIZES = {"1e4": (1.25, 1), "1e5": (2.0, 2), "1e6": (2.0, 6)}
+SIZES = {"2e3": (0.5, 1), "1e4": (1.25, 1), "1e5": (2.0, 2), "1e6": (2.0, 6)}
 
 
 def case_dict(resolution: float, n: int, solver: str = "auto") -> dict:
@@ -44,20 +45,15 @@ def case_dict(resolution: float, n: int, solver: str = "auto") -> dict:
     d["heat"] = {"escape_fraction": 0.2, "boundaries": [
         {"name": "anode", "type": "fixed", "temperature_K": 300.0},
         {"name": "cathode", "type": "robin", "temperature_K": 300.0, "h_W_m2K": 1e5}]}
-    d.setdefault("solver", {})["linear_solver"] = "auto"
+    d.setdefault("solver", {})["linear_solver"] = solver
     return d
 
 
 def build(resolution: float, n: int, solver: str):
     from pvsim.case import build_device, load_case
-    from pvsim.linalg import make_solver
 
-    case, base = load_case(case_dict(resolution, n), ROOT / "cases")
-    dev = build_device(case, base)
-    # the case file's linear_solver accepts the direct names only (pvsim/case.py); the
-    # solver is swapped before the first solve traces it
-    dev.solver = make_solver(solver, np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof)
-    return dev
+    case, base = load_case(case_dict(resolution, n, solver), ROOT / "cases")
+    return build_device(case, base)
 
 
 def peak_memory() -> str:
@@ -70,7 +66,7 @@ def peak_memory() -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (RSS)"
 
 
-def run(size: str, solver: str) -> dict:
+def run(size: str, solver: str, biases=BIASES) -> dict:
     from pvsim import krylov
     from pvsim.linalg import host_stats
     from pvsim.sweep import BiasPoint, run_sweep
@@ -81,7 +77,7 @@ def run(size: str, solver: str) -> dict:
     t_build = time.perf_counter() - t0
     host_stats.update(calls=0, seconds=0.0)
     krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
-    targets = [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in BIASES]
+    targets = [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in biases]
     t0 = time.perf_counter()
     out = run_sweep(dev, targets)
     t_sweep = time.perf_counter() - t0
@@ -100,7 +96,25 @@ def run(size: str, solver: str) -> dict:
                 its=mean(its), facs=mean(facs), share=share, krylov=kry,
                 not_conv=ks["not_converged"], memory=peak_memory(), build=t_build, sweep=t_sweep,
                 current=[float(p.observables["current"][0]) for p in out.points],
+                lu_nnz=dev.solver.fill() if hasattr(dev.solver, "fill") else None, matrix_nnz=len(dev.asm.rows),
                 T_max=float(out.points[-1].observables.get("T_max", np.nan)))
+
+
+def compare(path_a: Path, path_b: Path) -> int:
+    """Largest relative differences of the currents (every bias point) and of T_max between
+    the rows of two --json files with the same size (e.g. one run on the GPU, one on the CPU)."""
+    a, b = (json.loads(Path(p).read_text()) for p in (path_a, path_b))
+    for ra in a:
+        for rb in b:
+            if ra["size"] != rb["size"] or not (ra["ok"] and rb["ok"]):
+                continue
+            ia, ib = np.array(ra["current"]), np.array(rb["current"])
+            mask = np.abs(ia) > 1e-30
+            di = np.max(np.abs(ia - ib)[mask] / np.abs(ia)[mask])
+            dt = abs(ra["T_max"] - rb["T_max"]) / ra["T_max"]
+            print(f"{ra['size']}: {ra['name']} ({path_a.name}) vs {rb['name']} ({path_b.name}): currents "
+                  f"max relative difference {di:.1e} over {mask.sum()} bias points, T_max {dt:.1e}")
+    return 0
 
 
 def main():
@@ -108,7 +122,13 @@ def main():
     ap.add_argument("--sizes", nargs="+", default=["1e4"], choices=list(SIZES))
     ap.add_argument("--full", action="store_true", help="sizes 1e4, 1e5 and 1e6")
     ap.add_argument("--solvers", nargs="+", default=["auto", "gmres-ilu"])
+    ap.add_argument("--biases", nargs="+", type=float, default=BIASES, help="anode voltages of the sweep (V)")
+    ap.add_argument("--json", type=Path, help="write the rows (currents in full precision) to this file")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
+                    help="only compare the currents and T_max of two --json files (e.g. GPU and CPU)")
     args = ap.parse_args()
+    if args.compare:
+        return compare(*args.compare)
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -122,14 +142,17 @@ def main():
     rows = []
     for size in sizes:
         for solver in args.solvers:
-            r = run(size, solver)
+            r = run(size, solver, args.biases)
             rows.append(r)
             print(f"{r['size']:>5} {r['nodes']:8d} {r['unknowns']:9d} {r['name']:>10} {r['t_point']:8.2f} "
                   f"{r['its']:9.1f} {r['facs']:5.1f} {100 * r['share']:6.1f} {r['krylov']:9.1f} "
                   f"{r['memory']:>18}  {r['ok']} (build {r['build']:.1f} s, sweep {r['sweep']:.1f} s, "
-                  f"T_max {r['T_max']:.2f} K, I(2.5 V) {r['current'][-1]:.6e} A)", flush=True)
+                  f"T_max {r['T_max']:.2f} K, I({args.biases[-1]} V) {r['current'][-1]:.6e} A, "
+                  f"nnz {r['matrix_nnz']}, LU nnz {r['lu_nnz']})", flush=True)
             if not r["ok"]:
                 print(f"      failure: {r['failure']}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
     by_size = {}
     for r in rows:
         by_size.setdefault(r["size"], []).append(r)

@@ -28,26 +28,29 @@ def main():
     ap.add_argument("--variants", type=int, default=64)
     ap.add_argument("--solver", default="auto")
     ap.add_argument("--h", type=float, default=0.02, help="mesh size (um) away from the junction")
+    ap.add_argument("--mesh", type=Path, help="a diode_2d mesh made beforehand (no gmsh needed; --h unused)")
     args = ap.parse_args()
     import jax
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
     from pvsim.case import build_device, load_case
-    from pvsim.geometry import diode_2d
-    from pvsim.linalg import make_solver
     from pvsim.units import enable_compilation_cache
 
     enable_compilation_cache()
-    (ROOT / "build").mkdir(exist_ok=True)
-    msh = ROOT / "build" / f"diode_2d_vmap_{args.h}.msh"
-    diode_2d(h=args.h, h_junction=args.h / 5, msh_path=msh)
+    msh = args.mesh.resolve() if args.mesh else None
+    if msh is None:
+        from pvsim.geometry import diode_2d
+
+        (ROOT / "build").mkdir(exist_ok=True)
+        msh = ROOT / "build" / f"diode_2d_vmap_{args.h}.msh"
+        diode_2d(h=args.h, h_junction=args.h / 5, msh_path=msh)
     case, base = load_case(ROOT / "cases" / "diode_2d.toml")
     data = case.model_dump(exclude_unset=True)
     data["mesh"]["file"] = str(msh)
+    data.setdefault("solver", {})["linear_solver"] = args.solver
     case, _ = load_case(data, base)
     dev = build_device(case, base)
-    dev.solver = make_solver(args.solver, np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof)
     print(f"JAX {jax.default_backend()}; {dev.mesh.n_nodes} nodes, {dev.asm.n_dof} unknowns, "
           f"back end {type(dev.solver).__name__}, {args.variants} variants")
     p0 = dev.params(np.zeros(2))

@@ -1,10 +1,11 @@
 """DEVSIM peer code for ``scripts/bench_devsim.py``: steady-state drift-diffusion pn diode.
 
-``run_devsim_diode`` loads a 2D gmsh mesh (regions "p_side"/"n_side", contacts "anode"/"cathode",
-interface "junction"), builds Poisson + electron/hole continuity with Scharfetter-Gummel (Bernoulli)
-edge currents in DEVSIM's equation-model language and sweeps one contact's voltage with DEVSIM's
-fully coupled Newton and its default direct solver (UMFPACK).  ``python devsim_peer.py`` runs a
-self-check on a small generated mesh.
+``run_devsim_diode`` loads a 2D (triangles) or 3D (tetrahedra) gmsh mesh (regions "p_side" and
+"n_side"; contacts "anode" and "cathode" and interface "junction", one dimension lower), builds
+Poisson + electron/hole continuity with Scharfetter-Gummel (Bernoulli) edge currents in DEVSIM's
+equation-model language and sweeps one contact's voltage with DEVSIM's fully coupled Newton and
+its default direct solver (UMFPACK).  ``python devsim_peer.py`` runs a self-check on a small
+generated 2D mesh.
 
 Physics (as in pvsim): Boltzmann statistics, constant mobilities, SRH only with the trap at the
 intrinsic level (n1 = p1 = ni), uniform doping per region, ohmic contacts (charge-neutral Dirichlet
@@ -39,9 +40,17 @@ ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
   currents are (conventional current density) . (unit vector node0 -> node1).  So the reported
   current is the conventional current flowing from the contact INTO the device: positive at the
   anode in forward bias, current_anode + current_cathode = 0 up to round-off.  2D DEVSIM gives A/cm
-  (EdgeCouple in cm); we return A/m (x100).  Contact currents are small differences of large
+  (EdgeCouple in cm); we return A/m (x100).  3D DEVSIM gives A (EdgeCouple is an area in cm^2);
+  returned as is.  Contact currents are small differences of large
   majority-carrier fluxes, so tiny currents (reverse bias, ~1e-11 A/m in the self-check) carry a
   round-off noise of ~1e-13 A/m, independent of rel_tol.
+* Geometry: DEVSIM's NodeVolume is the sum of the pyramids EdgeCouple * EdgeLength / (2 d) over a
+  node's edges, and its EdgeCouple is never negative: on the 3D tetrahedra of
+  scripts/bench_devsim.py (6,092 of 36,326 P1 couples negative) its node volumes sum to 1.11-1.13
+  times the region volume; on the 2D triangles to 1.0001-1.0007.  pvsim uses the signed P1
+  stiffness couples and barycentric volumes |K|/(d+1).  ``geometry="p1"`` puts those in DEVSIM's
+  place through the region parameters edge_couple_model and node_volume_model, so that both codes
+  solve the identical discrete system.
 """
 from __future__ import annotations
 
@@ -109,20 +118,29 @@ def _continuous(var):
                           type="continuous")
 
 
-def _load_mesh(msh_path: str, scale_to_cm: float) -> int:
+def _load_mesh(msh_path: str, scale_to_cm: float) -> tuple[int, int, dict, np.ndarray]:
     """Read the .msh with meshio, scale to cm and pass it to DEVSIM's gmsh loader (which has no
-    scale option) as coordinates/elements/physical_names lists. Returns the number of mesh nodes."""
+    scale option) as coordinates/elements/physical_names lists.  2D: triangles in the regions,
+    lines in the contacts and the junction; 3D: tetrahedra, and triangles in the contacts and the
+    junction.  Returns (number of mesh nodes, mesh dimension, {region: (M, dim+1) simplices as
+    indices into the points}, (N, dim) points in cm)."""
     import meshio
     m = meshio.read(msh_path)
     names = list(m.field_data)
     index = {(int(d), int(t)): i for i, (t, d) in enumerate(m.field_data.values())}
-    chunks = []
+    dim = max({"line": 1, "triangle": 2, "tetra": 3}.get(b.type, 0) for b in m.cells)
+    if dim not in (2, 3):
+        raise ValueError(f"{msh_path}: a 2D (triangles) or 3D (tetrahedra) mesh is needed")
+    chunks, cells = [], {}
     for blk, tags in zip(m.cells, m.cell_data["gmsh:physical"]):
-        etype = {"line": 1, "triangle": 2}.get(blk.type)          # DEVSIM type = dimension here
-        if etype is None:
+        etype = {"line": 1, "triangle": 2, "tetra": 3}.get(blk.type)   # DEVSIM type = dimension
+        if etype not in (dim - 1, dim):
             continue
         phys = np.array([index.get((etype, int(t)), -1) for t in tags])
         keep = phys >= 0
+        if etype == dim:
+            for i in np.unique(phys[keep]):
+                cells.setdefault(names[i], []).append(blk.data[phys == i])
         chunks.append(np.column_stack([np.full(keep.sum(), etype), phys[keep], blk.data[keep]]))
     pts = np.zeros((len(m.points), 3))
     pts[:, :m.points.shape[1]] = m.points * scale_to_cm
@@ -136,7 +154,50 @@ def _load_mesh(msh_path: str, scale_to_cm: float) -> int:
                           region1="n_side")
     ds.finalize_mesh(mesh="m")
     ds.create_device(mesh="m", device=DEV)
-    return len(np.unique(np.concatenate([c[:, 2:].ravel() for c in chunks])))
+    n_nodes = len(np.unique(np.concatenate([c[:, 2:].ravel() for c in chunks])))
+    return n_nodes, dim, {k: np.concatenate(v) for k, v in cells.items()}, pts[:, :dim]
+
+
+def _use_p1_geometry(region: str, cells: np.ndarray, pts: np.ndarray) -> tuple[int, int]:
+    """Replace DEVSIM's EdgeCouple and NodeVolume in ``region`` by the P1-stiffness (EAFE)
+    couples and lumped barycentric volumes that pvsim uses (pvsim/discretize.py), through the
+    region parameters edge_couple_model and node_volume_model, which DEVSIM's assembly and
+    get_contact_current read.  For an element K with barycentric gradients g_k the couple of
+    edge (i, j) is -|K| g_i . g_j |x_i - x_j| (cm in 2D, cm^2 in 3D; may be negative), summed over
+    the region's elements; a corner's volume is |K|/(d+1).  Returns (edges, negative couples)."""
+    d = pts.shape[1]
+    x = pts[cells]
+    e = x[:, 1:, :] - x[:, :1, :]
+    meas = np.abs(np.linalg.det(e)) / (2.0 if d == 2 else 6.0)
+    g = np.swapaxes(np.linalg.inv(e), -1, -2)
+    g = np.concatenate([-g.sum(axis=1, keepdims=True), g], axis=1)          # (M, d+1, d)
+    coord = np.array(ds.get_node_model_values(device=DEV, region=region, name="coordinate_index"))
+    local = np.full(len(pts), -1)
+    local[coord.astype(int)] = np.arange(len(coord))
+    nodes = local[cells]
+    nn = len(coord)
+    couple: dict[int, float] = {}
+    for a in range(d + 1):
+        for b in range(a + 1, d + 1):
+            w = -meas * np.einsum("ij,ij->i", g[:, a], g[:, b])
+            w *= np.linalg.norm(x[:, a] - x[:, b], axis=1)
+            key = np.minimum(nodes[:, a], nodes[:, b]) * nn + np.maximum(nodes[:, a], nodes[:, b])
+            for k, v in zip(key.tolist(), w.tolist()):
+                couple[k] = couple.get(k, 0.0) + v
+    vol = np.zeros(nn)
+    np.add.at(vol, nodes.ravel(), np.repeat(meas / (d + 1), d + 1))
+    ds.edge_from_node_model(device=DEV, region=region, node_model="node_index")
+    n0, n1 = (np.array(ds.get_edge_model_values(device=DEV, region=region, name=f"node_index@{t}"))
+              .astype(int) for t in ("n0", "n1"))
+    vals = [couple[k] for k in (np.minimum(n0, n1) * nn + np.maximum(n0, n1)).tolist()]
+    ds.edge_solution(device=DEV, region=region, name="P1EdgeCouple")
+    ds.set_edge_values(device=DEV, region=region, name="P1EdgeCouple", values=vals)
+    ds.node_solution(device=DEV, region=region, name="P1NodeVolume")
+    ds.set_node_values(device=DEV, region=region, name="P1NodeVolume", values=vol.tolist())
+    ds.set_parameter(device=DEV, region=region, name="edge_couple_model", value="P1EdgeCouple")
+    ds.set_parameter(device=DEV, region=region, name="node_volume_model", value="P1NodeVolume")
+    w = np.asarray(vals)
+    return len(w), int(np.sum(w < -1e-12 * np.abs(w).max()))
 
 
 def _solve(rel_tol, abs_tol, max_iter):
@@ -150,7 +211,7 @@ def _solve(rel_tol, abs_tol, max_iter):
 
 def run_devsim_diode(msh_path: str, *, length_unit_m: float, params: dict, biases_V: list[float],
                      contact_swept: str = "anode", rel_tol: float = 1e-10, abs_tol: float = 1e30,
-                     max_iter: int = 40) -> dict:
+                     max_iter: int = 40, geometry: str = "devsim") -> dict:
     """Simulate the diode on ``msh_path`` and return its IV curve.
 
     Coordinates in the mesh are in units of ``length_unit_m`` metres.  ``params`` (CGS): NA_cm3,
@@ -159,27 +220,37 @@ def run_devsim_diode(msh_path: str, *, length_unit_m: float, params: dict, biase
     order (the other contact stays at 0 V), one solve per point (a 0 V point is re-solved too).
     A failed step is retried from the last converged point with the step halved (down to
     MIN_STEP_V); RuntimeError if even that fails.  "voltage" is the swept contact's voltage.
+    ``geometry``: "devsim" (its own EdgeCouple and NodeVolume) or "p1" (pvsim's, see the module
+    docstring).
 
     Returns dict: voltage (V), current_anode, current_cathode, electron_current_anode,
-    hole_current_anode (A/m: per metre of depth; conventional current flowing from the contact into
-    the device, see module docstring), time_s (wall time of the devsim.solve calls for each bias
+    hole_current_anode (2D: A/m, per metre of depth; 3D: A; conventional current flowing from the
+    contact into the device, see module docstring), time_s (wall time of the devsim.solve calls for each bias
     point, INCLUDING any continuation sub-steps and failed attempts for it), iterations (Newton
     iterations summed over the same solves), n_solves (solve calls per point), setup_time_s
-    (equilibrium + 0 V solves), n_nodes (mesh nodes), n_equations, units='A/m'.
+    (equilibrium + 0 V solves), n_nodes (mesh nodes), n_equations, units ('A/m' or 'A'), dim,
+    negative_couples (number of negative P1 couples with geometry="p1", else 0).
     """
     # DEVSIM writes its log through Python's sys.stdout: swallow it unless VERBOSE
     sink = contextlib.nullcontext() if VERBOSE else contextlib.redirect_stdout(io.StringIO())
     with sink:
         return _simulate(msh_path, length_unit_m, params, list(biases_V), contact_swept, rel_tol,
-                         abs_tol, max_iter)
+                         abs_tol, max_iter, geometry)
 
 
-def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_tol, max_iter):
+def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_tol, max_iter,
+              geometry):
     contacts = {"anode": "p_side", "cathode": "n_side"}
     if contact_swept not in contacts:
         raise ValueError(f"contact_swept must be 'anode' or 'cathode', not {contact_swept!r}")
     ds.reset_devsim()
-    n_nodes = _load_mesh(msh_path, length_unit_m * 100.0)
+    n_nodes, dim, cells, pts = _load_mesh(msh_path, length_unit_m * 100.0)
+    negative = 0
+    if geometry == "p1":
+        for reg in ("p_side", "n_side"):
+            negative += _use_p1_geometry(reg, cells[reg], pts)[1]
+    elif geometry != "devsim":
+        raise ValueError(f"geometry must be 'devsim' or 'p1', not {geometry!r}")
     q, ni, Vt = sc.e, p["ni_cm3"], sc.k * p["T_K"] / sc.e
     eps = p["eps_r"] * sc.epsilon_0 / 100.0                 # F/cm
     dop = {"p_side": -p["NA_cm3"], "n_side": p["ND_cm3"]}
@@ -242,8 +313,10 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
         raise RuntimeError("DEVSIM: drift-diffusion solve at 0 V did not converge")
 
     # --- stage 3: bias sweep with step-halving continuation ------------------------------------
-    def cur(c, var):   # A/cm -> A/m
-        return 100.0 * ds.get_contact_current(device=DEV, contact=c, equation=_EQ[var])
+    to_si = 100.0 if dim == 2 else 1.0     # 2D: A/cm -> A/m; 3D: DEVSIM's currents are in A
+
+    def cur(c, var):
+        return to_si * ds.get_contact_current(device=DEV, contact=c, equation=_EQ[var])
 
     rows, v_now = [], 0.0
     for target in biases_V:
@@ -269,9 +342,10 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
             "time_s", "iterations", "n_solves")
     cols = np.array(rows, dtype=float).reshape(-1, len(keys)).T
     res = dict(zip(keys, cols))
-    res.update(iterations=cols[5].astype(int), n_solves=cols[6].astype(int), units="A/m",
-               voltage=np.asarray(biases_V, dtype=float), n_nodes=n_nodes, n_equations=n_eq,
-               setup_time_s=setup_t)
+    res.update(iterations=cols[5].astype(int), n_solves=cols[6].astype(int),
+               units="A/m" if dim == 2 else "A", voltage=np.asarray(biases_V, dtype=float),
+               n_nodes=n_nodes, n_equations=n_eq, setup_time_s=setup_t, dim=dim,
+               negative_couples=negative)
     return res
 
 

@@ -26,7 +26,7 @@ from pvsim.linalg import auto_backend, available_backends, make_solver
 def system():
     from bench_scale import build
 
-    dev = build(0.3, 1, "pardiso")
+    dev = build(0.3, 1, "scipy")
     # the Jacobian at 1 V at the charge-neutral initial guess (no Newton compile here)
     p1 = dev.params(np.array([1.0, 0.0]))
     u0 = dev.initial_guess(p1)
@@ -71,7 +71,7 @@ def test_backend_reproduces_direct_solve(system, name):
     assert err < (5e-3 if name == "gmres-amg" else 1e-4)
 
 
-@pytest.mark.parametrize("name", ["scipy", "pardiso", "klu", "gmres-ilu"])
+@pytest.mark.parametrize("name", ["scipy", "pardiso", "klu", "gmres-ilu", "cudss"])
 def test_transposed_solve(system, name):
     """J^T x = b (the adjoint system). The error is measured in the equilibrated unknowns
     y = x / r (r: the row scaling of J, up to 1e40 on rows whose carrier density is tiny):
@@ -122,10 +122,33 @@ def test_host_krylov_under_vmap(system):
     np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-8, atol=1e-14)
 
 
+def test_cudss_uniform_batch_equals_serial_solves(system):
+    """Under vmap cuDSS factorises the batch as one uniform batch; each member must equal
+    its own serial solve, and a resolve after another factorisation must still use the
+    right factors (token check)."""
+    if "cudss" not in available_backends():
+        pytest.skip("cudss needs a CUDA GPU for JAX, CuPy and the cuDSS library (none here)")
+    s = system
+    solver = make_solver("cudss", s["rows"], s["cols"], s["n"])
+    r, c = jnp.asarray(s["rows"]), jnp.asarray(s["cols"])
+    scale = jnp.asarray([1.0, 2.0, 0.5])
+    vals = jnp.asarray(s["vals"])[None, :] * scale[:, None]
+    b = jnp.stack([jnp.asarray(s["b"])] * 3)
+    x, fact = jax.jit(jax.vmap(solver.factor_solve, in_axes=(0, 0, None, None)))(vals, b, r, c)
+    x_serial = [np.asarray(jax.jit(solver.solve)(vals[k], b[k], r, c)) for k in range(3)]
+    for k in range(3):
+        np.testing.assert_allclose(np.asarray(x[k]), x_serial[k], rtol=1e-9, atol=1e-12 * np.max(np.abs(x_serial[k])))
+        np.testing.assert_allclose(np.asarray(x[k]) * float(scale[k]), np.asarray(x[0]), rtol=1e-7,
+                                   atol=1e-10 * np.max(np.abs(x_serial[0])))
+    y = jax.jit(jax.vmap(solver.resolve, in_axes=(0, 0, None, None)))(fact, b, r, c)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x), rtol=1e-9, atol=1e-12 * float(jnp.max(jnp.abs(x))))
+
+
 def test_auto_choice():
     assert auto_backend(10_000, 500_000, "cpu") in ("pardiso", "klu")
     assert auto_backend(1_000_000, 50_000_000, "cpu") == "gmres-ilu"
     assert auto_backend(1_000_000, 50_000_000, "gpu") == "gmres-ilu"  # jax-gmres only by name (see linalg)
+    assert auto_backend(10_000, 500_000, "gpu") in ("cudss", "pardiso", "klu")  # cudss where installed
     assert auto_backend(1_000_000, 20_000_000, "cpu") in ("pardiso", "klu")  # 2D pattern
     with pytest.raises(ValueError, match="unknown"):
         make_solver("nope", np.zeros(1, int), np.zeros(1, int), 1)
