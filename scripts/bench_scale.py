@@ -79,7 +79,12 @@ def run(size: str, solver: str, biases=BIASES) -> dict:
     krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
     targets = [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in biases]
     t0 = time.perf_counter()
-    out = run_sweep(dev, targets)
+    def progress(i, point):
+        print(f"      {size} {solver}: {biases[i]} V after {time.perf_counter() - t0:.1f} s "
+              f"({point.iterations} Newton its, {point.wall_time:.2f} s)", flush=True)
+
+    print(f"      {size} {solver}: built in {t_build:.1f} s ({dev.asm.n_dof} unknowns)", flush=True)
+    out = run_sweep(dev, targets, progress=progress)
     t_sweep = time.perf_counter() - t0
     points = out.points[1:] if len(out.points) > 1 else out.points
     # linear-solve share over the whole sweep (host back ends)
@@ -96,7 +101,8 @@ def run(size: str, solver: str, biases=BIASES) -> dict:
                 its=mean(its), facs=mean(facs), share=share, krylov=kry,
                 not_conv=ks["not_converged"], memory=peak_memory(), build=t_build, sweep=t_sweep,
                 current=[float(p.observables["current"][0]) for p in out.points],
-                lu_nnz=dev.solver.fill() if hasattr(dev.solver, "fill") else None, matrix_nnz=len(dev.asm.rows),
+                lu_nnz=dev.solver.fill() if hasattr(dev.solver, "fill") else None,
+                matrix_nnz=len(dev.asm.rows),
                 T_max=float(out.points[-1].observables.get("T_max", np.nan)))
 
 
