@@ -111,6 +111,10 @@ def available() -> bool:
 
 
 def _check(status, what):
+    if status == 2:  # CUDSS_STATUS_ALLOC_FAILED
+        raise MemoryError(f"cuDSS {what}: out of GPU memory. JAX takes 75 % of the GPU at start unless "
+                          "XLA_PYTHON_CLIENT_PREALLOCATE=false (pvsim sets it on import when unset); a 3D "
+                          "Jacobian of 5e5 unknowns needs ~16 GB of LU factors (docs/benchmarks.md)")
     if status != 0:
         raise RuntimeError(f"cuDSS {what} failed with status {status}")
 
