@@ -157,7 +157,10 @@ def test_auto_choice():
     assert auto_backend(10_000, 500_000, "cpu") in ("pardiso", "klu")
     assert auto_backend(1_000_000, 50_000_000, "cpu") == "gmres-ilu"
     assert auto_backend(1_000_000, 50_000_000, "gpu") == "gmres-ilu"  # jax-gmres only by name (see linalg)
-    assert auto_backend(10_000, 500_000, "gpu") in ("cudss", "pardiso", "klu")  # cudss where installed
+    assert auto_backend(10_000, 500_000, "gpu") in ("cudss", "pardiso", "scipy")  # never klu off the CPU
+    # cuDSS keeps 3D patterns direct up to 1e6 unknowns; without it the host limit applies
+    assert auto_backend(500_000, 25_000_000, "gpu") == ("cudss" if "cudss" in available_backends()
+                                                        else "gmres-ilu")
     assert auto_backend(1_000_000, 20_000_000, "cpu") in ("pardiso", "klu")  # 2D pattern
     with pytest.raises(ValueError, match="unknown"):
         make_solver("nope", np.zeros(1, int), np.zeros(1, int), 1)
