@@ -1,22 +1,26 @@
 """pvsim against DEVSIM on identical 2D and 3D diode meshes, side by side in one run.
 
     pip install -e ".[bench]"     # devsim; it needs a BLAS: apt install libopenblas0
-    python scripts/bench_devsim.py [--fine] [--3d] [--p1]
+    python scripts/bench_devsim.py [--fine] [--3d] [--3d-unstructured] [--p1]
 
 The case is cases/diode_2d.toml (2 um x 1 um silicon diode, anode on half of the left face)
 on meshes/diode_2d.msh; ``--fine`` adds a finer and a coarser mesh of the same geometry.
-``--3d`` adds the same diode extruded 1 um in z (anode: the y < 0.5 um half of the x = 0 face),
-meshed with tetrahedra by ``diode_3d`` below into build/diode_3d.msh (gmsh 2.2, read by both
-codes; about 5,500 nodes): the same case with that mesh, currents in A instead of A/m.
-Both codes sweep the anode 0.05 -> 0.70 V in 0.05 V steps from equilibrium.
+``--3d`` adds the same diode extruded 1 um in z (anode: the y < 0.5 um half of the x = 0 face)
+on a structured Kuhn tetrahedral mesh (``diode_3d_kuhn`` below, build/diode_3d_kuhn.msh, 4,410
+nodes), ``--3d-unstructured`` on gmsh tetrahedra (``diode_3d``, build/diode_3d.msh, about 5,500
+nodes); both gmsh 2.2, read by both codes; the same case with that mesh, currents in A instead
+of A/m. Both codes sweep the anode 0.05 -> 0.70 V in 0.05 V steps from equilibrium.
 
 The two codes discretise the same equations on the same mesh with different geometric
 coefficients: pvsim takes the edge couples from the P1 stiffness matrix (signed; negative on
 non-Delaunay edges) and lumped barycentric control volumes |K|/(d+1); DEVSIM takes non-negative
-edge couples and node volumes that are sums of edge pyramids (circumcentric in 2D; on the 3D
-tetrahedra here they sum to 1.11-1.13 times the region volume, and the DEVSIM currents come out
-11 % above pvsim's). That difference is what the IV columns measure. ``--p1`` runs DEVSIM a
-second time with pvsim's couples and volumes in place of its own (scripts/devsim_peer.py,
+edge couples and node volumes that are sums of edge pyramids (circumcentric). Where the mesh is
+Delaunay-like (the 2D triangles; the Kuhn tetrahedra, all P1 couples >= 0, DEVSIM's volumes tile
+the regions) the two differ only slightly; on the gmsh tetrahedra 17 % of the P1 couples are
+negative, DEVSIM's volumes sum to 1.11-1.13 times the region volume and its currents come out
+11 % above pvsim's. Printed per mesh: negative P1 couples, DEVSIM's volume sums, and the largest
+difference between DEVSIM's couples and volumes and the P1 ones. ``--p1`` runs DEVSIM a second
+time with pvsim's couples and volumes in place of its own (scripts/devsim_peer.py,
 ``geometry="p1"``): then the two codes solve the identical discrete system, and the currents
 agree to 1e-9 (minority current, every bias) and 3e-11 (terminal current at 0.70 V).
 
@@ -24,8 +28,9 @@ Equal Newton tolerance: DEVSIM stops when the sum over its 6 (region, variable) 
 max |dx|/(|x| + 1e-10) is below rel_tol (psi in V, n and p in cm^-3; scripts/devsim_peer.py);
 pvsim stops when max |du| <= tol with potentials in units of V_T, where a quasi-Fermi update
 du is the relative density change dn/n. Both use 1e-10: DEVSIM's sum is the stricter on
-the densities, its psi term (relative to |psi| from the intrinsic level) the stricter near
-the junction centre; pvsim's tol is an absolute 2.6e-12 V on psi everywhere.
+the densities, its psi term (relative to |psi + 0.01 V|, psi from the intrinsic level; the offset
+keeps psi = 0 off the junction plane: scripts/devsim_peer.py) the stricter near the junction
+centre; pvsim's tol is an absolute 2.6e-12 V on psi everywhere.
 
 Printed: the IV curves side by side with the largest relative difference where |I| > 1e-12
 A/m (2D; 1e-18 A in 3D: the same density over the 1 um depth), and the median wall time per
@@ -98,6 +103,49 @@ def diode_3d(msh_path: Path, h: float = 0.1, h_junction: float = 0.04, width: fl
         return finish(gmsh, 3, msh_path, "um")
 
 
+def diode_3d_kuhn(msh_path: Path, h: float = 0.08, h_junction: float = 0.015, h_y: float = 0.05,
+                  h_z: float = 0.2, width: float = 2.0, height: float = 1.0, depth: float = 1.0,
+                  contact_fraction: float = 0.5):
+    """The 3D diode of ``diode_3d`` on a structured Kuhn (Freudenthal) mesh (um).
+
+    A tensor-product grid of boxes: x graded from ``h`` at the contacts to ``h_junction`` at the
+    junction plane x = width/2 (growth <= 1.3 per cell), y uniform ``h_y`` with a grid line at the
+    anode edge y = contact_fraction * height, z uniform ``h_z``. Every box is cut into the 6
+    tetrahedra around its main diagonal, with the same orientation in every box (so the faces
+    conform): these are orthoschemes, all dihedral angles <= 90 degrees, so every P1 edge couple is
+    >= 0 and the circumcentres lie in the closed tetrahedra (DEVSIM's node volumes tile the
+    regions). Same groups as ``diode_3d``. Writes ``msh_path`` (gmsh 2.2); returns pvsim's Mesh.
+    """
+    from pvsim.geometry.monolayer import _kuhn, _pattern, _write_msh
+    from pvsim.mesh import from_arrays
+
+    xm, yc = width / 2, contact_fraction * height
+
+    def uniform(a, b, step):
+        return np.linspace(a, b, max(1, round((b - a) / step)) + 1)
+
+    xs = np.concatenate([xm * _pattern(xm, h, h_junction, h),
+                         xm + (width - xm) * _pattern(width - xm, h_junction, h, h)[1:]])
+    ys = np.concatenate([uniform(0, yc, h_y), uniform(yc, height, h_y)[1:]])
+    zs = uniform(0, depth, h_z)
+    shape = (len(xs), len(ys), len(zs))
+    pts = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1)
+    pts = pts.transpose(2, 1, 0, 3).reshape(-1, 3)         # node i + nx (j + ny k), as _kuhn
+    cells = _kuhn(shape)
+    p_cell = pts[cells].mean(axis=1)[:, 0] < xm
+    faces = np.sort(cells[:, [[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]]].reshape(-1, 3), axis=1)
+    faces = np.unique(faces, axis=0)
+    fx, fy = pts[faces][..., 0], pts[faces][..., 1]
+    tol = 1e-9 * width
+    boundaries = {"anode": faces[np.all(np.abs(fx) < tol, axis=1) & np.all(fy < yc + tol, axis=1)],
+                  "cathode": faces[np.all(np.abs(fx - width) < tol, axis=1)],
+                  "junction": faces[np.all(np.abs(fx - xm) < tol, axis=1)]}
+    mesh = from_arrays(pts, {"p_side": cells[p_cell], "n_side": cells[~p_cell]}, boundaries,
+                       length_unit="um", source="diode_3d_kuhn")
+    _write_msh(mesh, msh_path, "um")
+    return mesh
+
+
 def run_pvsim(msh: Path):
     import jax
 
@@ -138,7 +186,7 @@ def run_devsim(msh: Path, geometry: str = "devsim"):
     return dict(current=np.asarray(r["current_anode"]), time=np.asarray(r["time_s"]),
                 its=np.asarray(r["iterations"]), cathode=np.asarray(r["current_cathode"]),
                 electron=np.asarray(r["electron_current_anode"]), units=r["units"],
-                negative=r["negative_couples"])
+                negative=r["negative_couples"], geometry=r["geometry_check"])
 
 
 def compare(msh: Path, p1: bool = False) -> dict:
@@ -147,6 +195,10 @@ def compare(msh: Path, p1: bool = False) -> dict:
     u, floor = ("A/m", 1e-12) if pv["dim"] == 2 else ("A", 1e-18)
     print(f"\n== {msh.name} ({pv['dim']}D): {pv['nodes']} nodes, {pv['unknowns']} unknowns "
           f"(pvsim {pv['solver']})")
+    for reg, g in dv["geometry"].items():
+        print(f"  {reg}: {g['negative']} negative P1 couples; DEVSIM's node volumes sum to "
+              f"{g['volume_ratio']:.4f} x the region volume; max |DEVSIM - P1| / max: couples "
+              f"{g['couple_diff']:.1e}, volumes {g['volume_diff']:.1e}")
     print(f"{'V':>5} {f'I pvsim ({u})':>14} {f'I DEVSIM ({u})':>15} {'rel diff':>9} "
           f"{'pvsim ms':>9} {'it/LU':>6} {'DEVSIM ms':>10} {'it':>3}")
     for k, v in enumerate(BIASES):
@@ -187,7 +239,10 @@ def compare(msh: Path, p1: bool = False) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fine", action="store_true", help="also a coarser and a finer 2D mesh")
-    ap.add_argument("--3d", dest="three_d", action="store_true", help="also the 3D diode mesh")
+    ap.add_argument("--3d", dest="three_d", action="store_true",
+                    help="also the 3D diode on a structured Kuhn tetrahedral mesh")
+    ap.add_argument("--3d-unstructured", dest="three_d_gmsh", action="store_true",
+                    help="also the 3D diode on gmsh tetrahedra (non-Delaunay: negative P1 couples)")
     ap.add_argument("--p1", action="store_true",
                     help="also DEVSIM with pvsim's edge couples and node volumes (identical discretisation)")
     args = ap.parse_args()
@@ -200,10 +255,12 @@ def main():
         for name, h, hj in [("diode_2d_coarse.msh", 0.1, 0.02), ("diode_2d_fine.msh", 0.03, 0.006)]:
             diode_2d(h=h, h_junction=hj, msh_path=tmp / name)
             meshes.append(tmp / name)
-    if args.three_d:
-        (ROOT / "build").mkdir(exist_ok=True)
-        diode_3d(ROOT / "build" / "diode_3d.msh")
-        meshes.append(ROOT / "build" / "diode_3d.msh")
+    (ROOT / "build").mkdir(exist_ok=True)
+    for on, make, name in ((args.three_d, diode_3d_kuhn, "diode_3d_kuhn.msh"),
+                           (args.three_d_gmsh, diode_3d, "diode_3d.msh")):
+        if on:
+            make(ROOT / "build" / name)
+            meshes.append(ROOT / "build" / name)
     rows = [compare(m, args.p1) for m in meshes]
     print("\nsummary:")
     for r in rows:

@@ -10,7 +10,8 @@ generated 2D mesh.
 Physics (as in pvsim): Boltzmann statistics, constant mobilities, SRH only with the trap at the
 intrinsic level (n1 = p1 = ni), uniform doping per region, ohmic contacts (charge-neutral Dirichlet
 values, both quasi-Fermi levels = contact voltage), psi/n/p continuous across the junction, zero
-flux elsewhere.  psi is referenced to the intrinsic level, n = ni exp(psi/Vt), Vt = kT/q (CODATA).
+flux elsewhere.  psi is referenced to the intrinsic level, n = ni exp(psi/Vt), Vt = kT/q (CODATA);
+DEVSIM's variable Potential is psi + PSI_OFFSET_V (0.01 V), for its convergence test (below).
 
 DEVSIM facts relied on (from its C++ source: Newton.cc, Equation.cc, Region.cc, Device.cc,
 ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
@@ -23,10 +24,15 @@ ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
   applied (and kept).  Here device_rel is a sum of 6 terms ({p_side, n_side} x {psi, n, p}).  With
   e_v = max over all nodes of |dx|/(|x| + 1e-10) for variable v, the pvsim test  max_v e_v < r  is
   looser than DEVSIM's and  max_v e_v < r/6  stricter.  The psi term depends on the psi reference:
-  at a node with psi ~ 0 it is an absolute test |dpsi| < r * 1e-10 V, and round-off there floors
-  device_rel at ~1e-11 in the self-check at 0 V, so r below ~1e-11 may never converge (the
-  equilibrium-Poisson stage therefore uses max(r, 1e-8)).  ``abs_tol=1e30`` disables the absolute
-  test (it would mix V and cm^-3).
+  at a node with Potential ~ 0 it is |dpsi| < r * 1e-10 V, which round-off defeats: with psi from
+  the intrinsic level, the junction-plane nodes of a mirror-symmetric mesh (symmetric doping) sit
+  at psi = 0 +- 1e-16 V and floor device_rel at ~1e-6 at 0 V, so no solve there converges.
+  Hence the offset PSI_OFFSET_V, which moves Potential = 0 off that plane to between nodes in the
+  depletion region; it is small because a larger one (1 V) makes the potentials, and with them the
+  round-off of the majority fluxes in the terminal currents, larger (DEVSIM's |I_a + I_c| / |I_a|
+  in 2D at 0.15 V: 4e-4 without offset or with 0.01 V, 3e-3 with 1 V).  The equilibrium-Poisson
+  stage uses max(r, 1e-8).  ``abs_tol=1e30``
+  disables the absolute test (it would mix V and cm^-3).
 * ``variable_update``: n, p "positive" (an update making a density <= 0 gives 0.001*old instead);
   psi "log_damp" in the equilibrium stage (an update |dpsi| > 0.0259 V is replaced by
   sign*0.0259*ln(1 + |dpsi|/0.0259)) and POTENTIAL_UPDATE = "default" (plain Newton update) in the
@@ -45,12 +51,14 @@ ExprContactEquation.cc, MathCommands.cc; devsim 2.10/2.11):
   majority-carrier fluxes, so tiny currents (reverse bias, ~1e-11 A/m in the self-check) carry a
   round-off noise of ~1e-13 A/m, independent of rel_tol.
 * Geometry: DEVSIM's NodeVolume is the sum of the pyramids EdgeCouple * EdgeLength / (2 d) over a
-  node's edges, and its EdgeCouple is never negative: on the 3D tetrahedra of
+  node's edges, and its EdgeCouple is never negative: on the 3D gmsh tetrahedra of
   scripts/bench_devsim.py (6,092 of 36,326 P1 couples negative) its node volumes sum to 1.11-1.13
-  times the region volume; on the 2D triangles to 1.0001-1.0007.  pvsim uses the signed P1
-  stiffness couples and barycentric volumes |K|/(d+1).  ``geometry="p1"`` puts those in DEVSIM's
-  place through the region parameters edge_couple_model and node_volume_model, so that both codes
-  solve the identical discrete system.
+  times the region volume; on the 2D triangles to 1.0001-1.0007; on the structured Kuhn
+  tetrahedra (no negative P1 couple) to 1 (round-off), and there its couples and volumes equal
+  the P1 ones except on the outer faces (the P1 ones depend on the Kuhn diagonals there).  pvsim
+  uses the signed P1 stiffness couples and barycentric volumes |K|/(d+1).  ``geometry="p1"`` puts
+  those in DEVSIM's place through the region parameters edge_couple_model and node_volume_model,
+  so that both codes solve the identical discrete system.
 """
 from __future__ import annotations
 
@@ -69,6 +77,7 @@ DEV = "diode"
 VERBOSE = False                # True: let DEVSIM print its log (else it is swallowed)
 MIN_STEP_V = 1e-4              # smallest continuation step before giving up
 POTENTIAL_UPDATE = "default"   # DEVSIM variable_update for Potential in the DD solves
+PSI_OFFSET_V = 0.01            # DEVSIM's Potential = psi (from the intrinsic level) + this
 _EQ = {"Potential": "PotentialEquation", "Electrons": "ElectronContinuityEquation",
        "Holes": "HoleContinuityEquation"}
 _VARS = tuple(_EQ)
@@ -158,13 +167,12 @@ def _load_mesh(msh_path: str, scale_to_cm: float) -> tuple[int, int, dict, np.nd
     return n_nodes, dim, {k: np.concatenate(v) for k, v in cells.items()}, pts[:, :dim]
 
 
-def _use_p1_geometry(region: str, cells: np.ndarray, pts: np.ndarray) -> tuple[int, int]:
-    """Replace DEVSIM's EdgeCouple and NodeVolume in ``region`` by the P1-stiffness (EAFE)
-    couples and lumped barycentric volumes that pvsim uses (pvsim/discretize.py), through the
-    region parameters edge_couple_model and node_volume_model, which DEVSIM's assembly and
-    get_contact_current read.  For an element K with barycentric gradients g_k the couple of
-    edge (i, j) is -|K| g_i . g_j |x_i - x_j| (cm in 2D, cm^2 in 3D; may be negative), summed over
-    the region's elements; a corner's volume is |K|/(d+1).  Returns (edges, negative couples)."""
+def _p1_geometry(region: str, cells: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The P1-stiffness (EAFE) couples and lumped barycentric volumes that pvsim uses
+    (pvsim/discretize.py) on ``region``, in DEVSIM's edge and node order.  For an element K with
+    barycentric gradients g_k the couple of edge (i, j) is -|K| g_i . g_j |x_i - x_j| (cm in 2D,
+    cm^2 in 3D; may be negative), summed over the region's elements; a corner's volume is
+    |K|/(d+1).  Returns (couples, volumes)."""
     d = pts.shape[1]
     x = pts[cells]
     e = x[:, 1:, :] - x[:, :1, :]
@@ -189,15 +197,29 @@ def _use_p1_geometry(region: str, cells: np.ndarray, pts: np.ndarray) -> tuple[i
     ds.edge_from_node_model(device=DEV, region=region, node_model="node_index")
     n0, n1 = (np.array(ds.get_edge_model_values(device=DEV, region=region, name=f"node_index@{t}"))
               .astype(int) for t in ("n0", "n1"))
-    vals = [couple[k] for k in (np.minimum(n0, n1) * nn + np.maximum(n0, n1)).tolist()]
+    return np.array([couple[k] for k in (np.minimum(n0, n1) * nn + np.maximum(n0, n1)).tolist()]), vol
+
+
+def _compare_geometry(region: str, couples: np.ndarray, volumes: np.ndarray) -> dict:
+    """DEVSIM's own EdgeCouple and NodeVolume on ``region`` against the P1 ones."""
+    ec = np.array(ds.get_edge_model_values(device=DEV, region=region, name="EdgeCouple"))
+    nv = np.array(ds.get_node_model_values(device=DEV, region=region, name="NodeVolume"))
+    scale = np.abs(couples).max()
+    return dict(negative=int(np.sum(couples < -1e-12 * scale)), volume_ratio=nv.sum() / volumes.sum(),
+                couple_diff=np.abs(ec - couples).max() / scale,
+                volume_diff=np.abs(nv - volumes).max() / volumes.max())
+
+
+def _use_p1_geometry(region: str, couples: np.ndarray, volumes: np.ndarray) -> None:
+    """Put the P1 couples and volumes in place of DEVSIM's EdgeCouple and NodeVolume in
+    ``region``, through the region parameters edge_couple_model and node_volume_model, which
+    DEVSIM's assembly and get_contact_current read."""
     ds.edge_solution(device=DEV, region=region, name="P1EdgeCouple")
-    ds.set_edge_values(device=DEV, region=region, name="P1EdgeCouple", values=vals)
+    ds.set_edge_values(device=DEV, region=region, name="P1EdgeCouple", values=couples.tolist())
     ds.node_solution(device=DEV, region=region, name="P1NodeVolume")
-    ds.set_node_values(device=DEV, region=region, name="P1NodeVolume", values=vol.tolist())
+    ds.set_node_values(device=DEV, region=region, name="P1NodeVolume", values=volumes.tolist())
     ds.set_parameter(device=DEV, region=region, name="edge_couple_model", value="P1EdgeCouple")
     ds.set_parameter(device=DEV, region=region, name="node_volume_model", value="P1NodeVolume")
-    w = np.asarray(vals)
-    return len(w), int(np.sum(w < -1e-12 * np.abs(w).max()))
 
 
 def _solve(rel_tol, abs_tol, max_iter):
@@ -229,7 +251,10 @@ def run_devsim_diode(msh_path: str, *, length_unit_m: float, params: dict, biase
     point, INCLUDING any continuation sub-steps and failed attempts for it), iterations (Newton
     iterations summed over the same solves), n_solves (solve calls per point), setup_time_s
     (equilibrium + 0 V solves), n_nodes (mesh nodes), n_equations, units ('A/m' or 'A'), dim,
-    negative_couples (number of negative P1 couples with geometry="p1", else 0).
+    negative_couples (number of negative P1 couples, relative round-off 1e-12), geometry_check
+    ({region: dict(negative, volume_ratio = sum of DEVSIM's NodeVolume / region volume,
+    couple_diff = max |EdgeCouple - P1 couple| / max |P1 couple|, volume_diff = max |NodeVolume -
+    P1 volume| / max P1 volume)}, DEVSIM's own geometry whatever ``geometry``).
     """
     # DEVSIM writes its log through Python's sys.stdout: swallow it unless VERBOSE
     sink = contextlib.nullcontext() if VERBOSE else contextlib.redirect_stdout(io.StringIO())
@@ -245,12 +270,15 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
         raise ValueError(f"contact_swept must be 'anode' or 'cathode', not {contact_swept!r}")
     ds.reset_devsim()
     n_nodes, dim, cells, pts = _load_mesh(msh_path, length_unit_m * 100.0)
-    negative = 0
-    if geometry == "p1":
-        for reg in ("p_side", "n_side"):
-            negative += _use_p1_geometry(reg, cells[reg], pts)[1]
-    elif geometry != "devsim":
+    if geometry not in ("devsim", "p1"):
         raise ValueError(f"geometry must be 'devsim' or 'p1', not {geometry!r}")
+    geo = {}
+    for reg in ("p_side", "n_side"):
+        couples, volumes = _p1_geometry(reg, cells[reg], pts)
+        geo[reg] = _compare_geometry(reg, couples, volumes)
+        if geometry == "p1":
+            _use_p1_geometry(reg, couples, volumes)
+    negative = sum(g["negative"] for g in geo.values())
     q, ni, Vt = sc.e, p["ni_cm3"], sc.k * p["T_K"] / sc.e
     eps = p["eps_r"] * sc.epsilon_0 / 100.0                 # F/cm
     dop = {"p_side": -p["NA_cm3"], "n_side": p["ND_cm3"]}
@@ -264,16 +292,18 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
     for reg, N in dop.items():
         ds.node_solution(device=DEV, region=reg, name="Potential")
         nn = len(ds.get_node_model_values(device=DEV, region=reg, name="Potential"))
-        ds.set_node_values(device=DEV, region=reg, name="Potential", values=[neutral(N)[2]] * nn)
+        ds.set_node_values(device=DEV, region=reg, name="Potential",
+                           values=[neutral(N)[2] + PSI_OFFSET_V] * nn)
         ds.edge_from_node_model(device=DEV, region=reg, node_model="Potential")
-        _node(reg, "PotentialNodeCharge", f"-{_f(q)}*({_f(ni)}*exp(-Potential/{_f(Vt)})"
-              f" - {_f(ni)}*exp(Potential/{_f(Vt)}) + {_f(N)})", ("Potential",))
+        psi = f"(Potential - {_f(PSI_OFFSET_V)})"
+        _node(reg, "PotentialNodeCharge", f"-{_f(q)}*({_f(ni)}*exp(-{psi}/{_f(Vt)})"
+              f" - {_f(ni)}*exp({psi}/{_f(Vt)}) + {_f(N)})", ("Potential",))
         _edge(reg, "PotentialEdgeFlux",
               f"{_f(eps)}*(Potential@n0 - Potential@n1)*EdgeInverseLength", ("Potential",))
         _equation(reg, "Potential", "PotentialNodeCharge", "PotentialEdgeFlux", "log_damp")
     for c, reg in contacts.items():
         ds.set_parameter(device=DEV, name=f"{c}_bias", value=0.0)
-        _dirichlet(c, "Potential", f"{c}_bias + {_f(neutral(dop[reg])[2])}",
+        _dirichlet(c, "Potential", f"{c}_bias + {_f(neutral(dop[reg])[2] + PSI_OFFSET_V)}",
                    edge_charge_model="PotentialEdgeFlux")
     _continuous("Potential")
     ok, _, setup_t, _ = _solve(max(rel_tol, 1e-8), abs_tol, max(max_iter, 100))
@@ -285,7 +315,7 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
             f" + {_f(p['tau_n_s'])}*(Holes + {_f(ni)}))")
     vd = f"((Potential@n0 - Potential@n1)/{_f(Vt)})"
     for reg, N in dop.items():
-        psi = np.array(ds.get_node_model_values(device=DEV, region=reg, name="Potential"))
+        psi = np.array(ds.get_node_model_values(device=DEV, region=reg, name="Potential")) - PSI_OFFSET_V
         for var, vals in (("Electrons", ni * np.exp(psi / Vt)), ("Holes", ni * np.exp(-psi / Vt))):
             ds.node_solution(device=DEV, region=reg, name=var)
             ds.set_node_values(device=DEV, region=reg, name=var, values=vals.tolist())
@@ -345,7 +375,7 @@ def _simulate(msh_path, length_unit_m, p, biases_V, contact_swept, rel_tol, abs_
     res.update(iterations=cols[5].astype(int), n_solves=cols[6].astype(int),
                units="A/m" if dim == 2 else "A", voltage=np.asarray(biases_V, dtype=float),
                n_nodes=n_nodes, n_equations=n_eq, setup_time_s=setup_t, dim=dim,
-               negative_couples=negative)
+               negative_couples=negative, geometry_check=geo)
     return res
 
 
