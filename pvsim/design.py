@@ -229,6 +229,50 @@ def min_volume_ratio(device, points_m) -> float:
     return float(np.min(v1 / v0))
 
 
+class Remeshed:
+    """``value_and_grad`` of a one-parameter shape objective for optax, on meshes regenerated
+    as the parameter moves (mesh morphing is exact for the morphed mesh, but a morphed mesh
+    drifts away from the one the generator would make, and large morphs fold elements).
+
+    ``make_stage(theta)`` builds a stage at ``theta``: an object with ``dev`` (its Device),
+    ``fields`` (:func:`shape_fields` of its mesh) and ``value_and_grad(delta)``, the objective
+    of the mesh morphed by ``delta`` and its derivative. ``velocity`` maps the design
+    parameter to the generator's shape parameters ({name: factor}: a shell thickened inward
+    is ``{"shell": 1, "core_radius": -1}``). The stage is kept while the morph stays within
+    ``window``, keeps every element above ``min_ratio`` of its area and adds no negative EAFE
+    edge weight to those of the fresh mesh; otherwise a new stage is made at ``theta``.
+    """
+
+    def __init__(self, make_stage, velocity: dict, window: float, min_ratio: float = 0.6,
+                 verbose: bool = False):
+        self.make_stage, self.velocity, self.window = make_stage, velocity, window
+        self.min_ratio, self.verbose = min_ratio, verbose
+        self.stage, self.theta0, self.remeshes, self._negative = None, None, 0, 0
+
+    def _negative_edges(self, points) -> int:
+        from .discretize import negative_weights
+
+        return int(negative_weights(np.asarray(self.stage.dev.geometry(points).edge_weight)).sum())
+
+    def _valid(self, delta: float) -> bool:
+        if abs(delta) > self.window:
+            return False
+        st = self.stage
+        x = morph_points(st.dev, st.fields, {k: v * delta for k, v in self.velocity.items()})
+        return min_volume_ratio(st.dev, x) >= self.min_ratio and self._negative_edges(x) <= self._negative
+
+    def __call__(self, theta):
+        t = float(theta[0])
+        if self.stage is None or not self._valid(t - self.theta0):
+            self.stage, self.theta0 = self.make_stage(t), t
+            self._negative = self._negative_edges(self.stage.dev.mesh.points)
+            self.remeshes += 1
+            if self.verbose:
+                print(f"  mesh {self.remeshes} at {t:.4f} ({self.stage.dev.mesh.n_nodes} nodes)", flush=True)
+        value, grad = self.stage.value_and_grad(t - self.theta0)
+        return value, jnp.atleast_1d(grad)
+
+
 # ------------------------------------------------------------------------ IV sweeps
 def operating_point(device, voltage_V=None, current=None):
     """(converged state, Params) at contact voltages (V) and set currents (device current

@@ -139,35 +139,12 @@ def show(r, out):
           f"status {int(out['status'])}", flush=True)
 
 
-class Remeshing:
-    """value_and_grad(theta) for optax, on the stage whose mesh is valid near theta[0]."""
-
-    def __init__(self, resolution):
-        self.resolution, self.stage, self.remeshes = resolution, None, 0
-
-    def __call__(self, theta):
-        from pvsim import design
-        from pvsim.discretize import negative_weights
-
-        r = float(theta[0])
-        st = self.stage
-        if st is not None:
-            x = design.morph_points(st.dev, st.fields, {"opening_radius": r - st.r0})
-            ok = abs(r - st.r0) <= WINDOW and design.min_volume_ratio(st.dev, x) >= 0.6 \
-                and not negative_weights(np.asarray(st.dev.geometry(x).edge_weight)).any()
-        if st is None or not ok:
-            self.stage = st = Stage(r, self.resolution)
-            self.remeshes += 1
-        value, grad = st.value_and_grad(r - st.r0)
-        return value, jnp.atleast_1d(grad)
-
-
 def optimise(resolution, r_start, out, steps=60, reduce_by=100.0, title="aperture radius"):
     from pvsim import design
 
     import optax
 
-    vg = Remeshing(resolution)
+    vg = design.Remeshed(lambda r: Stage(r, resolution), {"opening_radius": 1.0}, WINDOW)
     rate = optax.exponential_decay(4.0, transition_steps=1, decay_rate=0.93)  # nm; at most 57 nm in all
     hist = design.optimise(vg, [r_start], ["opening_radius_nm"], [BOUNDS[0]], [BOUNDS[1]],
                            steps=steps, learning_rate=rate, reduce_by=reduce_by,
