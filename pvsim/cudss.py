@@ -53,18 +53,22 @@ REFINEMENT_STEPS = 2
 _LIB = None
 
 
+def _nvidia_roots() -> list[str]:
+    """Folders of the ``nvidia`` namespace package of NVIDIA's wheels (none if absent)."""
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    return list(nvidia.__path__)
+
+
 def _candidates():
     env = os.environ.get("PVSIM_CUDSS_LIB")
     if env:
         yield env
-    try:
-        import nvidia  # namespace package of NVIDIA's wheels
-
-        for root in nvidia.__path__:
-            for sub in ("cu13/lib", "cu12/lib", "cudss/lib"):
-                yield from sorted(glob.glob(os.path.join(root, sub, "libcudss.so*")))
-    except ImportError:
-        pass
+    for root in _nvidia_roots():
+        for sub in ("cu13/lib", "cu12/lib", "cudss/lib"):
+            yield from sorted(glob.glob(os.path.join(root, sub, "libcudss.so*")))
     found = ctypes.util.find_library("cudss")
     if found:
         yield found
@@ -73,11 +77,7 @@ def _candidates():
 
 def _preload_cublas():
     """cuDSS links libcublas by soname; NVIDIA's wheels keep it off the loader's path."""
-    try:
-        import nvidia
-    except ImportError:
-        return
-    for root in nvidia.__path__:
+    for root in _nvidia_roots():
         for path in sorted(glob.glob(os.path.join(root, "*", "lib", "libcublas.so.1[23]"))):
             try:
                 ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
