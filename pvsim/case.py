@@ -502,7 +502,6 @@ def build_device(case: Case, base: Path, mesh=None):
         raise CaseError(f"{exc}.".replace("..", ".")) from None
 
 
-
 def _case_mesh(case, base):
     """The mesh a case describes: a [geometry] generator, [mesh] layers, or a mesh file."""
     from .geometry import Layer, layer_stack

@@ -400,6 +400,16 @@ def _progress(enabled):
                     disable=not enabled, transient=False)
 
 
+def describe_history(ds, unit: str = "") -> str:
+    """One line on an :func:`optimise` history: objective, parameters and projected-gradient
+    reduction from the first to the last step."""
+    th, pg = np.asarray(ds.theta), np.asarray(ds.projected_gradient_norm)
+    fmt = lambda t: ", ".join(f"{x:.4g}" for x in t)  # noqa: E731
+    return (f"objective {float(ds.objective[0]):+.5f} -> {float(ds.objective[-1]):+.5f} in {len(pg) - 1} "
+            f"steps; {', '.join(map(str, ds.parameter.values))} ({fmt(th[0])}) -> ({fmt(th[-1])}) {unit}; "
+            f"projected gradient {pg[0]:.3g} -> {pg[-1]:.3g} ({pg[0] / pg[-1]:.0f}x)")
+
+
 def plot_history(ds, path):
     """Objective, projected-gradient norm and parameters against the step (PNG/PDF)."""
     import matplotlib

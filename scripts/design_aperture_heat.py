@@ -174,10 +174,7 @@ def main(argv=None):
     hist, remeshes = optimise(args.resolution, args.start, args.out)
     design.plot_history(hist, args.out / "history.png")
     r_opt = float(hist.theta[-1, 0])
-    pg = hist.projected_gradient_norm.values
-    print(f"objective {float(hist.objective[0]):+.5f} -> {float(hist.objective[-1]):+.5f}; "
-          f"r {args.start:.1f} -> {r_opt:.2f} nm in {len(pg) - 1} steps, {remeshes} meshes; "
-          f"projected gradient {pg[0]:.3g} -> {pg[-1]:.3g} ({pg[0] / pg[-1]:.0f}x)")
+    print(f"{design.describe_history(hist, 'nm')}; {remeshes} meshes")
     print("brute force around the optimum (fresh meshes):")
     offsets = np.array([-10.0, -5.0, 0.0, 5.0, 10.0])
     rows = []

@@ -248,9 +248,7 @@ def main(argv=None):
     pg = hist.projected_gradient_norm.values
     theta_opt = th[-1]
     print(f"mesh: {m.n_nodes} nodes; J = {J_SET / 10:g} mA/cm^2")
-    print(f"objective {float(hist.objective[0]):+.5f} -> {float(hist.objective[-1]):+.5f} in {len(pg) - 1} "
-          f"steps; theta {np.round(th[0], 4).tolist()} -> {np.round(theta_opt, 4).tolist()} eV; "
-          f"projected gradient {pg[0]:.3g} -> {pg[-1]:.3g} ({pg[0] / pg[-1]:.0f}x)")
+    print(design.describe_history(hist, "eV"))
     show(th[0], evaluate(th[0]))
 
     built = evaluate(theta_opt)

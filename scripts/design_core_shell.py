@@ -346,10 +346,7 @@ def main(argv=None):
     hist, remeshes = optimise(args.resolution, args.start, args.out)
     design.plot_history(hist, args.out / "history.png")
     d_opt = float(hist.theta[-1, 0])
-    pg = hist.projected_gradient_norm.values
-    print(f"objective {float(hist.objective[0]):+.5f} -> {float(hist.objective[-1]):+.5f}; "
-          f"d {args.start:.3f} -> {d_opt:.4f} nm in {len(pg) - 1} steps, {remeshes} meshes; "
-          f"projected gradient {pg[0]:.3g} -> {pg[-1]:.3g} ({pg[0] / pg[-1]:.0f}x)")
+    print(f"{design.describe_history(hist, 'nm')}; {remeshes} meshes")
     print("brute force around the optimum (fresh meshes):")
     offsets = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
     rows = scan(args.resolution, d_opt + offsets)
