@@ -119,7 +119,7 @@ class Device:
                                    np.array(org, dtype=np.int64), self.scales.tunnel_constant,
                                    field_floor, thermal_bc, jumps)
         self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
-                                  np.asarray(self.asm.cols), self.asm.n_dof)
+                                  np.asarray(self.asm.cols), self.asm.n_dof, self.layout.dof_groups())
         self._solve = jax.jit(self._solve_impl)
         self._observe = jax.jit(self._observe_impl)
         self._tangent = jax.jit(self._tangent_impl)

@@ -14,7 +14,8 @@ Same interface as the direct back ends of :mod:`pvsim.linalg` (``factor_solve``,
   with a matrix-free SpMV (``segment_sum`` over the COO pattern) and a block-Jacobi
   preconditioner on contiguous blocks of ``block`` unknowns (the unknowns of one node are
   contiguous, see :mod:`pvsim.layout`), optionally improved by a Neumann polynomial of
-  degree ``neumann``. Weak: see the findings below.
+  degree ``neumann``. Weak: see the findings below. The device-resident path that converges
+  is ``"jax-amg"`` (:mod:`pvsim.amg`: flexible GMRES with an aggregation AMG K-cycle).
 
 Convergence test: ||S x - b||_2 <= rtol ||b||_2 on the equilibrated system, rtol = 1e-12
 by default. S is badly conditioned even after equilibration (measured ||S^-1|| >= 5e7 on a

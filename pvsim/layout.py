@@ -95,6 +95,23 @@ class Layout:
     def n_carriers(self) -> int:
         return len(self.phin_dof)
 
+    def dof_groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mesh node and field (0 psi, 1 T, 2 phi_n, 3 phi_p) of every unknown, for the node-block
+        smoother and the aggregation of :mod:`pvsim.amg`. All carrier (thermal) sets of a node
+        share its field: labelling them by region as well (so that no coarse unknown averages
+        the two sides of an interface) converged worse (measured on the 3D NC cell). The voltage
+        unknown of a current-controlled contact is a node of its own."""
+        node = np.full(self.n_dof, -1, np.int64)
+        field = np.zeros(self.n_dof, np.int64)
+        node[self.psi_dof] = np.arange(len(self.psi_dof))
+        for dofs, owner, kind in ((self.T_dof, self.thermal_node, 1), (self.phin_dof, self.carrier_node, 2),
+                                  (self.phip_dof, self.carrier_node, 3)):
+            node[dofs] = owner
+            field[dofs] = kind
+        extra = np.flatnonzero(node < 0)
+        node[extra] = len(self.psi_dof) + np.arange(len(extra))
+        return node, field
+
 
 def _components(regs: np.ndarray, split: set) -> np.ndarray:
     """Connected-component label of each site at one node (union-find)."""

@@ -27,6 +27,8 @@ Back ends, chosen per run (``"auto"``: by size, pattern and device, see :func:`a
 Measured on the 2D diode Jacobian (18k unknowns, 2 cores): PARDISO factor 40 ms + solve
 4 ms; SuperLU (COLAMD) 165 ms; klujax 227 ms per solve (scripts/bench_devsim.py).
 * ``"cudss"``: NVIDIA cuDSS on the GPU (:mod:`pvsim.cudss`), matrix and factors on the device.
+* Krylov back ends (:mod:`pvsim.krylov`: ``"gmres-ilu"``, ``"gmres-amg"``, ``"jax-gmres"``;
+  :mod:`pvsim.amg`: ``"jax-amg"``, flexible GMRES + aggregation AMG, all in JAX).
 """
 
 from __future__ import annotations
@@ -347,9 +349,19 @@ def _krylov(name):
     return make
 
 
+def _amg(rows, cols, n, groups=None):
+    from .amg import AMGSolver
+
+    node, field = groups if groups is not None else (None, None)
+    return AMGSolver(rows, cols, n, dof_node=node, dof_field=field)
+
+
 BACKENDS = {"pardiso": PardisoSolver, "klu": KLUSolver, "scipy": ScipySolver,
             "gmres-ilu": _krylov("gmres-ilu"), "gmres-amg": _krylov("gmres-amg"),
-            "jax-gmres": _krylov("jax-gmres"), "cudss": _cudss}
+            "jax-gmres": _krylov("jax-gmres"), "jax-amg": _amg, "cudss": _cudss}
+
+
+AMG_BACKENDS = ("jax-amg",)  # back ends that use the unknowns' (node, field) groups
 
 
 def available_backends() -> list[str]:
@@ -375,9 +387,10 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       pattern ``AUTO_DIRECT_MAX_2D``): sparse direct --
       cuDSS on a GPU where the library is installed, else PARDISO where MKL exists, else KLU
       (SuperLU on a GPU without cuDSS or MKL: klujax runs on the CPU only);
-    * above it: GMRES with ILU on the host (``"gmres-ilu"``), on every platform: the
-      device-resident ``"jax-gmres"`` (block-Jacobi) does not converge on converged-state
-      Jacobians (docs/benchmarks.md), so it is chosen only by name.
+    * above it: on a GPU the device-resident ``"jax-amg"`` (FGMRES + aggregation AMG,
+      :mod:`pvsim.amg`: no host round trip inside a Newton step); on the CPU GMRES with ILU on
+      the host (``"gmres-ilu"``). ``"jax-gmres"`` (block-Jacobi only) does not converge on
+      converged-state Jacobians (docs/benchmarks.md) and is chosen only by name.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)
@@ -385,15 +398,20 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
     limit = limit_3d if nnz > DENSE_3D_ROW * max(n, 1) else AUTO_DIRECT_MAX_2D
     if n <= limit:
         return direct
-    return "gmres-ilu"
+    return "jax-amg" if platform == "gpu" else "gmres-ilu"
 
 
-def make_solver(name: str, rows, cols, n: int) -> LinearSolver:
-    """Build back end ``name`` (a key of ``BACKENDS``, or ``"auto"``: see :func:`auto_backend`)."""
+def make_solver(name: str, rows, cols, n: int, groups=None) -> LinearSolver:
+    """Build back end ``name`` (a key of ``BACKENDS``, or ``"auto"``: see :func:`auto_backend`).
+
+    ``groups``: optional (node, field) of every unknown (:meth:`pvsim.layout.Layout.dof_groups`),
+    used by ``"jax-amg"`` for its node blocks and aggregates."""
     if name == "auto":
         name = auto_backend(int(n), len(rows))
     if name not in BACKENDS:
         raise ValueError(f"linear solver '{name}' unknown; choose one of {sorted(BACKENDS)} or 'auto'")
     if name == "pardiso" and not pardiso_available():
         raise ValueError("linear solver 'pardiso' needs pypardiso (MKL, x86-64); use 'klu' or 'auto'")
+    if name in AMG_BACKENDS:
+        return BACKENDS[name](np.asarray(rows), np.asarray(cols), int(n), groups)
     return BACKENDS[name](np.asarray(rows), np.asarray(cols), int(n))

@@ -67,11 +67,12 @@ def peak_memory() -> str:
 
 
 def run(size: str, solver: str, biases=BIASES) -> dict:
-    from pvsim import krylov
+    from pvsim import amg, krylov
     from pvsim.linalg import host_stats
     from pvsim.sweep import BiasPoint, run_sweep
 
     res, n = SIZES[size]
+    amg.record_stats = True  # FGMRES iterations of jax-amg (one host callback per solve)
     t0 = time.perf_counter()
     dev = build(res, n, solver)
     t_build = time.perf_counter() - t0

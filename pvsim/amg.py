@@ -1,0 +1,446 @@
+"""Device-resident aggregation AMG + flexible GMRES: the ``"jax-amg"`` back end.
+
+The Krylov path for Jacobians too large for a sparse direct solve (3D cells of 1e5-1e6 nodes,
+DESIGN.md "Linear solves"). Everything that runs per Newton step is JAX (segment sums, batched
+small inverses, one small dense LU, matrix-vector products), so it runs inside the jitted
+Newton loop on a GPU, under ``vmap``, and on the CPU unchanged.
+
+**Hierarchy (host, once per sparsity pattern).** Unknowns are grouped by mesh node (all
+unknowns of a node: psi, T, phi_n, phi_p, and the extra carrier/thermal sets of split
+interfaces). Nodes are aggregated by three passes of pairwise matching on the node graph of
+the pattern (aggregates of up to 8 nodes, as in Notay's AGMG, Notay 2010, ETNA 37:123), and
+each coarse unknown is one *field* of one aggregate: the prolongation P maps a coarse value
+to every unknown of that field in the aggregate, weighted by a near-null vector (unsmoothed
+aggregation, "fully coupled": the coupling between the potential and the quasi-Fermi levels
+is kept on every level, which field splits lose, see :mod:`pvsim.krylov`). Aggregation uses
+the pattern only, never the values, so it is built once and serves every Newton step and
+bias point.
+
+**Numeric set-up (device, every Jacobian).** P has one entry per row, so the Galerkin matrix
+A_c = P^T A P is a segment sum of the weighted entries p_i a_ij p_j onto the coarse pattern
+(precomputed target indices): no sparse matrix product. The weights (see :func:`_setup`)
+follow the equilibration scalings, which change every Newton step. Per level the node-block
+diagonal (all unknowns of a node or aggregate) is inverted in one batched dense inverse; the
+coarsest level (at most ``coarse_max`` unknowns) is LU-factorised densely.
+
+**Cycle.** K-cycle (Notay & Vassilevski 2008, NLAA 15:123): on each coarse level two steps of
+flexible GCR, preconditioned by the next level's cycle, replace the single recursive call of a
+V-cycle; smoothing is ``nu`` steps of damped node-block Jacobi before and after the coarse
+correction. The inner GCR steps run in a ``fori_loop``, so the program grows linearly with
+the number of levels (not 2^levels). The cycle is a nonlinear operator, so the outer solver
+is flexible GMRES(``restart``) (Saad 1993, SIAM J. Sci. Comput. 14:461), with classical
+Gram-Schmidt applied twice (matrix-vector products with the basis, which suit a GPU).
+
+**Transposed solves** (the adjoint): the same aggregates serve S^T, with the row and column
+index arrays swapped, the block inverses transposed and the weights of S^T's near-null vector.
+
+Convergence test: ||S x - b|| <= rtol ||b|| on the equilibrated system (rtol 1e-10); a solve
+that ends above ``fail_rtol`` (1e-6) returns NaN, so Newton reports it instead of taking a
+stalled solve's small update for convergence. Measured on the 3D NC-monolayer cell
+(docs/benchmarks.md): 30-200 FGMRES iterations per Newton step, and the sweep's terminal
+currents equal PARDISO's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .krylov import krylov_stats
+from .linalg import Factorization, LinearSolver, equilibrate
+
+
+# ----------------------------------------------------------------------------- host set-up
+def _node_graph(rows, cols, dof_node, n_nodes):
+    """CSR (indptr, indices) of the node adjacency of a pattern, without self loops."""
+    a, b = dof_node[rows], dof_node[cols]
+    off = a != b
+    key = np.unique(a[off].astype(np.int64) * n_nodes + b[off])
+    src, dst = key // n_nodes, key % n_nodes
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n_nodes))])
+    return indptr, dst
+
+
+def _match(indptr, indices, n):
+    """Greedy pairwise matching of the graph (CSR, no self loops): nodes in order of increasing
+    degree (boundary nodes first, as in AGMG) take their first unmatched neighbour. Returns
+    labels 0..m-1 (pairs, and singletons where no neighbour is free) and m. On a structured
+    mesh the pairs, then pairs of pairs, come out regular; randomised (handshake) matchings
+    left ~half the nodes unmatched after 6 rounds and converged worse (measured)."""
+    label = np.full(n, -1, np.int64)
+    ptr = indptr.tolist()
+    idx = indices.tolist()
+    m = 0
+    for i in np.argsort(np.diff(indptr), kind="stable").tolist():
+        if label[i] >= 0:
+            continue
+        label[i] = m
+        for j in idx[ptr[i]:ptr[i + 1]]:
+            if label[j] < 0:
+                label[j] = m
+                break
+        m += 1
+    return label, m
+
+
+def aggregate_nodes(rows, cols, dof_node, n_nodes, passes=3):
+    """Node aggregates of up to 2^passes nodes: (label per node, number of aggregates)."""
+    label = np.arange(n_nodes)
+    m = n_nodes
+    indptr, indices = _node_graph(rows, cols, dof_node, n_nodes)
+    for _ in range(passes):
+        lab, m_new = _match(indptr, indices, m)
+        if m_new == m:
+            break
+        label = lab[label]
+        src = np.repeat(np.arange(m), np.diff(indptr))
+        a, b = lab[src], lab[indices]
+        off = a != b
+        key = np.unique(a[off] * m_new + b[off])
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(key // m_new, minlength=m_new))])
+        indices = key % m_new
+        m = m_new
+    return label, m
+
+
+def _blocks(dof_node, n):
+    """Node blocks of a level: block id and position of every unknown, block size bmax, and the
+    (block, position) -> unknown gather index (n for padding)."""
+    order = np.argsort(dof_node, kind="stable")
+    blk_sorted = dof_node[order]
+    starts = np.flatnonzero(np.r_[True, blk_sorted[1:] != blk_sorted[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    block = np.empty(n, np.int64)
+    pos = np.empty(n, np.int64)
+    block[order] = np.repeat(np.arange(len(starts)), counts)
+    pos[order] = np.arange(n) - np.repeat(starts, counts)
+    bmax = int(counts.max()) if n else 1
+    gather = np.full((len(starts), bmax), n, np.int64)
+    gather[block, pos] = np.arange(n)
+    return block, pos, bmax, gather
+
+
+@dataclass(frozen=True)
+class Level:
+    """Static index data of one level (numpy; closed over by the traced cycle)."""
+
+    n: int
+    rows: np.ndarray | None  # None on the finest level (its pattern arrives traced)
+    cols: np.ndarray | None
+    # node-block Jacobi
+    diag_entry: np.ndarray  # entries of the pattern inside a node block
+    diag_flat: np.ndarray  # their (block, pos_r, pos_c) flat index
+    n_blocks: int
+    bmax: int
+    gather: np.ndarray  # (n_blocks, bmax) unknown index, n = padding
+    block: np.ndarray  # (n,) block of each unknown
+    pos: np.ndarray  # (n,) position in its block
+    # to the next coarser level (None on the coarsest)
+    coarse_of: np.ndarray | None = None  # (n,) coarse unknown of each unknown (P as a map)
+    coarse_entry: np.ndarray | None = None  # (nnz,) coarse entry each entry adds into
+    n_coarse_entries: int = 0
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    levels: tuple[Level, ...]
+    coarse_rows: np.ndarray  # pattern of the coarsest level (dense LU)
+    coarse_cols: np.ndarray
+
+    @property
+    def sizes(self) -> list[int]:
+        return [lv.n for lv in self.levels]
+
+
+def _level(rows, cols, n, dof_node, keep_pattern):
+    block, pos, bmax, gather = _blocks(dof_node, n)
+    inside = block[rows] == block[cols]
+    diag_entry = np.flatnonzero(inside)
+    flat = (block[rows[diag_entry]] * bmax + pos[rows[diag_entry]]) * bmax + pos[cols[diag_entry]]
+    return dict(n=n, rows=rows if keep_pattern else None, cols=cols if keep_pattern else None,
+                diag_entry=diag_entry, diag_flat=flat, n_blocks=gather.shape[0], bmax=bmax,
+                gather=gather, block=block, pos=pos)
+
+
+def build_hierarchy(rows, cols, n, dof_node=None, dof_field=None, coarse_max=1200, max_levels=12,
+                    passes=3) -> Hierarchy:
+    """Aggregation hierarchy of a pattern (CSR-ordered ``rows``, ``cols``).
+
+    ``dof_node`` (n,): the mesh node (or any grouping) of each unknown; ``dof_field`` (n,):
+    its field 0..3 (psi, T, phi_n, phi_p). Without them each unknown is its own node of
+    field 0 (scalar aggregation).
+    """
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    dof_node = np.arange(n) if dof_node is None else np.asarray(dof_node, np.int64)
+    dof_field = np.zeros(n, np.int64) if dof_field is None else np.asarray(dof_field, np.int64)
+    levels = []
+    n_fields = int(dof_field.max()) + 1 if n else 1
+    r, c, size, node, field = rows, cols, n, dof_node, dof_field
+    while size > coarse_max and len(levels) < max_levels - 1:
+        info = _level(r, c, size, node, keep_pattern=bool(levels))
+        n_nodes = int(node.max()) + 1
+        agg, _ = aggregate_nodes(r, c, node, n_nodes, passes=passes)
+        key = agg[node] * n_fields + field
+        ukey, coarse_of = np.unique(key, return_inverse=True)
+        nc = len(ukey)
+        if nc > 0.85 * size:  # aggregation stalled (e.g. a dense pattern): stop here
+            break
+        ekey = coarse_of[r] * nc + coarse_of[c]
+        uent, coarse_entry = np.unique(ekey, return_inverse=True)
+        levels.append(Level(**info, coarse_of=coarse_of, coarse_entry=coarse_entry,
+                            n_coarse_entries=len(uent)))
+        r, c, size = uent // nc, uent % nc, nc
+        node, field = ukey // n_fields, ukey % n_fields
+    levels.append(Level(**_level(r, c, size, node, keep_pattern=bool(levels))))
+    return Hierarchy(tuple(levels), r, c)
+
+
+# ----------------------------------------------------------------------------- device part
+#: set True before a solver is traced to count FGMRES solves, iterations and solves that
+#: ended above ``rtol`` in :data:`pvsim.krylov.krylov_stats` (one host callback per solve)
+record_stats = False
+
+
+def _count(its, missed):
+    its, missed = np.asarray(its), np.asarray(missed)
+    krylov_stats["solves"] += its.size
+    krylov_stats["iterations"] += int(its.sum())
+    krylov_stats["not_converged"] += int(missed.sum())
+
+
+def _spmv(vals, rows, cols, n, x, transpose=False):
+    """S x (S^T x) for S in COO form with CSR-ordered ``rows``."""
+    r, c = (cols, rows) if transpose else (rows, cols)
+    return jax.ops.segment_sum(vals * x[c], r, num_segments=n, indices_are_sorted=not transpose)
+
+
+def _setup(h: Hierarchy, vals, weights, rows, cols):
+    """Per-level values, prolongation weights, block inverses and the coarsest LU.
+
+    ``weights`` (n,): the near-null vector B of the fine matrix. The prolongation of level k
+    is P[i, I] = B_i / ||B_I|| for the unknowns i of coarse unknown I (the tentative
+    prolongator of smoothed aggregation, Vanek et al. 1996), and the coarse B is ||B_I||. For
+    the equilibrated S = R J C the smooth modes of J (a constant shift of a potential) are
+    B = 1/c for S and B = 1/r for S^T: with scalings spanning tens of decades a constant
+    per aggregate is not smooth for S.
+    """
+    out = []
+    v, w = vals, weights
+    for k, lv in enumerate(h.levels):
+        d = jnp.zeros(lv.n_blocks * lv.bmax * lv.bmax, v.dtype).at[lv.diag_flat].add(v[lv.diag_entry])
+        d = d.reshape(lv.n_blocks, lv.bmax, lv.bmax)
+        pad = jnp.asarray(lv.gather == lv.n)  # padding slots: unit diagonal
+        d = d + jnp.where(pad[:, :, None], jnp.eye(lv.bmax, dtype=v.dtype), 0.0)
+        dinv = jnp.linalg.inv(d)
+        # a singular block (a coarse sum that cancels): fall back to its scaled diagonal
+        diag = jnp.diagonal(d, axis1=1, axis2=2)
+        safe = jnp.where(diag != 0, 1.0 / jnp.where(diag != 0, diag, 1.0), 1.0)
+        ok = jnp.all(jnp.isfinite(dinv), axis=(1, 2))[:, None, None]
+        dinv = jnp.where(ok, dinv, safe[:, :, None] * jnp.eye(lv.bmax, dtype=v.dtype))
+        item = {"vals": v, "dinv": dinv}
+        if lv.coarse_of is None:  # coarsest: dense LU
+            dense = jnp.zeros((lv.n, lv.n), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
+            item["lu"] = jax.scipy.linalg.lu_factor(dense)
+        else:
+            nc = h.levels[k + 1].n
+            big = jax.ops.segment_max(jnp.abs(w), lv.coarse_of, num_segments=nc)
+            big = jnp.where(big > 0, big, 1.0)
+            wn = w / big[lv.coarse_of]
+            norm = jnp.sqrt(jax.ops.segment_sum(wn * wn, lv.coarse_of, num_segments=nc))
+            norm = jnp.where(norm > 0, norm, 1.0)
+            p = wn / norm[lv.coarse_of]
+            r, c = (rows, cols) if lv.rows is None else (lv.rows, lv.cols)
+            item["p"] = p
+            v = jax.ops.segment_sum(v * p[r] * p[c], jnp.asarray(lv.coarse_entry),
+                                    num_segments=lv.n_coarse_entries)
+            w = norm * big
+        out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class AMGOptions:
+    nu: int = 2  # smoothing steps before and after the coarse correction
+    omega: float = 0.7  # block-Jacobi damping
+    kcycle: bool = True  # False: plain V-cycle
+
+
+def make_preconditioner(h: Hierarchy, data, rows, cols, transpose=False, options=AMGOptions()):
+    """M(b) ~ S^-1 b (or S^-T b) for the set-up ``data`` of :func:`_setup`."""
+    levels = h.levels
+
+    def apply_a(k, x):
+        lv = levels[k]
+        r, c = (rows, cols) if lv.rows is None else (lv.rows, lv.cols)
+        return _spmv(data[k]["vals"], r, c, lv.n, x, transpose)
+
+    def block_jacobi(k, v):
+        lv = levels[k]
+        vp = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.gather]
+        spec = "bji,bj->bi" if transpose else "bij,bj->bi"
+        y = jnp.einsum(spec, data[k]["dinv"], vp)
+        return y[lv.block, lv.pos]
+
+    def cycle(k, b):
+        lv = levels[k]
+        if lv.coarse_of is None:
+            return jax.scipy.linalg.lu_solve(data[k]["lu"], b, trans=1 if transpose else 0)
+        x = options.omega * block_jacobi(k, b)
+        for _ in range(options.nu - 1):
+            x = x + options.omega * block_jacobi(k, b - apply_a(k, x))
+        p = data[k]["p"]
+        rc = jax.ops.segment_sum(p * (b - apply_a(k, x)), lv.coarse_of, num_segments=levels[k + 1].n)
+        coarsest = levels[k + 1].coarse_of is None
+        ec = cycle(k + 1, rc) if (coarsest or not options.kcycle) else kcycle(k + 1, rc)
+        x = x + p * ec[lv.coarse_of]
+        for _ in range(options.nu):
+            x = x + options.omega * block_jacobi(k, b - apply_a(k, x))
+        return x
+
+    def kcycle(k, b):
+        """Two flexible GCR steps on level k preconditioned by its cycle."""
+        def step(_, st):
+            x, r, z_old, w_old = st
+            z = cycle(k, r)
+            w = apply_a(k, z)
+            beta = jnp.vdot(w_old, w)
+            w, z = w - beta * w_old, z - beta * z_old
+            nw = jnp.linalg.norm(w)
+            inv = jnp.where(nw > 0, 1.0 / jnp.where(nw > 0, nw, 1.0), 0.0)
+            w, z = w * inv, z * inv
+            a = jnp.vdot(w, r)
+            return x + a * z, r - a * w, z, w
+
+        zero = jnp.zeros_like(b)
+        return jax.lax.fori_loop(0, 2, step, (zero, b, zero, zero))[0]
+
+    return lambda b: cycle(0, b)
+
+
+def fgmres(matvec, precond, b, rtol=1e-10, restart=30, maxiter=300):
+    """Flexible GMRES(restart), right preconditioned; traceable. Returns (x, iterations,
+    relative residual estimate). Stops when ||b - A x|| <= rtol ||b|| or after ``maxiter``
+    Arnoldi steps (then the last iterate is returned; the caller judges it)."""
+    m = restart
+    n = b.shape[-1]
+    bn = jnp.linalg.norm(b)
+    tol = rtol * bn
+    eye = jnp.eye(m, dtype=b.dtype)
+
+    def arnoldi(st):
+        j, k, V, Z, H, cs, sn, g = st
+        z = precond(V[j])
+        w = matvec(z)
+        h = V @ w  # classical Gram-Schmidt, twice (rows of V beyond j are zero)
+        w = w - V.T @ h
+        h2 = V @ w
+        w = w - V.T @ h2
+        h = h + h2
+        hn = jnp.linalg.norm(w)
+        V = V.at[j + 1].set(w / jnp.where(hn > 0, hn, 1.0))
+        Z = Z.at[j].set(z)
+        col = h.at[j + 1].set(hn)
+
+        def rotate(i, col):
+            a, bb = col[i], col[i + 1]
+            new = col.at[i].set(cs[i] * a + sn[i] * bb).at[i + 1].set(-sn[i] * a + cs[i] * bb)
+            return jnp.where(i < j, new, col)
+
+        col = jax.lax.fori_loop(0, m, rotate, col)
+        a, bb = col[j], col[j + 1]
+        den = jnp.hypot(a, bb)
+        c = jnp.where(den > 0, a / jnp.where(den > 0, den, 1.0), 1.0)
+        s = jnp.where(den > 0, bb / jnp.where(den > 0, den, 1.0), 0.0)
+        col = col.at[j].set(den).at[j + 1].set(0.0)
+        g = g.at[j + 1].set(-s * g[j]).at[j].set(c * g[j])
+        return j + 1, k + 1, V, Z, H.at[:, j].set(col), cs.at[j].set(c), sn.at[j].set(s), g
+
+    def inner_go(st):
+        j, k, *_, g = st
+        return (j < m) & (jnp.abs(g[j]) > tol) & (k < maxiter)
+
+    def outer(st):
+        x, k, _ = st
+        r = b - matvec(x)
+        beta = jnp.linalg.norm(r)
+        V = jnp.zeros((m + 1, n), b.dtype).at[0].set(r / jnp.where(beta > 0, beta, 1.0))
+        init = (jnp.asarray(0), k, V, jnp.zeros((m, n), b.dtype), jnp.zeros((m + 1, m), b.dtype),
+                jnp.zeros(m, b.dtype), jnp.zeros(m, b.dtype), jnp.zeros(m + 1, b.dtype).at[0].set(beta))
+        j, k, V, Z, H, cs, sn, g = jax.lax.while_loop(inner_go, arnoldi, init)
+        used = jnp.arange(m) < j
+        R = jnp.where(used[:, None] & used[None, :], H[:m], eye)
+        y = jax.scipy.linalg.solve_triangular(R, jnp.where(used, g[:m], 0.0), lower=False)
+        return x + Z.T @ y, k, jnp.abs(g[j]) / jnp.where(bn > 0, bn, 1.0)
+
+    def outer_go(st):
+        _, k, rel = st
+        return (rel > rtol) & (k < maxiter)
+
+    x0 = jnp.zeros_like(b)
+    x, k, rel = jax.lax.while_loop(outer_go, outer, (x0, jnp.asarray(0), jnp.asarray(jnp.inf, b.dtype)))
+    return jnp.where(bn > 0, x, 0.0), k, rel
+
+
+@dataclass(frozen=True, eq=False)
+class AMGSolver(LinearSolver):
+    """FGMRES preconditioned by the aggregation AMG K-cycle, all in JAX.
+
+    ``token`` of the returned factorisation: the FGMRES iterations of that solve (there is no
+    host handle), so a caller can read the Krylov cost of a Newton step.
+    """
+
+    dof_node: np.ndarray | None = None
+    dof_field: np.ndarray | None = None
+    rtol: float = 1e-10
+    fail_rtol: float = 1e-6  # a solve ending above this relative residual returns NaN
+    restart: int = 100
+    maxiter: int = 1000
+    coarse_max: int = 1200
+    options: AMGOptions = AMGOptions()
+
+    def __post_init__(self):
+        object.__setattr__(self, "hierarchy", build_hierarchy(
+            self.rows, self.cols, self.n, self.dof_node, self.dof_field, coarse_max=self.coarse_max))
+
+    def _solve(self, vals, b, rows, cols, transpose, weights=None):
+        """Solve the equilibrated system S x = b (S^T x = b) with near-null vector ``weights``."""
+        weights = jnp.ones_like(b) if weights is None else weights
+        data = _setup(self.hierarchy, vals, weights, rows, cols)
+        m = make_preconditioner(self.hierarchy, data, rows, cols, transpose, self.options)
+
+        def matvec(x):
+            return _spmv(vals, rows, cols, self.n, x, transpose)
+
+        x, its, rel = fgmres(matvec, m, b, self.rtol, self.restart, self.maxiter)
+        if record_stats:
+            jax.debug.callback(_count, its, rel > self.rtol)
+        # a stalled solve is a failure (NaN: Newton reports it and the sweep cuts its step),
+        # never a small update that Newton could take for convergence
+        return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
+
+    # the public calls pass the equilibration's scalings on as near-null vectors (see _setup)
+    def factor_solve(self, vals, b, rows, cols):
+        r, c = equilibrate(rows, cols, vals, self.n)
+        scaled = vals * r[rows] * c[cols]
+        y, its = self._solve(scaled, r * b, rows, cols, False, 1.0 / c)
+        return c * y, Factorization(scaled, r, c, its)
+
+    def resolve(self, fact, b, rows, cols):
+        return fact.c * self._solve(fact.vals, fact.r * b, rows, cols, False, 1.0 / fact.c)[0]
+
+    def resolve_transpose(self, fact, b, rows, cols):
+        return fact.r * self._solve(fact.vals, fact.c * b, rows, cols, True, 1.0 / fact.r)[0]
+
+    # the scaled-system interface of LinearSolver (unit near-null vector)
+    def _factor_solve(self, vals, b, rows, cols):
+        return self._solve(vals, b, rows, cols, False)
+
+    def _resolve_transpose(self, fact, b, rows, cols):
+        return self._solve(fact.vals, b, rows, cols, True)[0]
+
+
+__all__ = ["AMGSolver", "AMGOptions", "build_hierarchy", "aggregate_nodes", "fgmres", "make_preconditioner"]
