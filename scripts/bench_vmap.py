@@ -88,6 +88,12 @@ def main():
           f"vmap: {t_vmap:.2f} s; throughput ratio vmap/serial {t_serial / t_vmap:.2f} (GPU target >= 8)")
     print(f"all converged: {ok}; currents vmap vs serial: max relative difference "
           f"{np.max(np.abs(i_v - i_s) / np.abs(i_s)):.1e}")
+    if not ok:
+        from pvsim.newton import STATUS_TEXT
+
+        print("status per variant (vmap / serial, Newton iterations):",
+              [(STATUS_TEXT[int(a)], STATUS_TEXT[int(r.status)], int(i)) for a, r, i
+               in zip(np.asarray(rb.status), serial, np.asarray(rb.iterations))])
 
 
 if __name__ == "__main__":
