@@ -170,8 +170,8 @@ def build_hierarchy(rows, cols, n, dof_node=None, dof_field=None, coarse_max=120
     """Aggregation hierarchy of a pattern (CSR-ordered ``rows``, ``cols``).
 
     ``dof_node`` (n,): the mesh node (or any grouping) of each unknown; ``dof_field`` (n,):
-    its field 0..3 (psi, T, phi_n, phi_p). Without them each unknown is its own node of
-    field 0 (scalar aggregation).
+    its field (:meth:`pvsim.layout.Layout.dof_groups`: 0 psi, 1 T, 2 phi_n, 3 phi_p). Without
+    them each unknown is its own node of field 0 (scalar aggregation).
     """
     rows = np.asarray(rows, np.int64)
     cols = np.asarray(cols, np.int64)
@@ -195,6 +195,9 @@ def build_hierarchy(rows, cols, n, dof_node=None, dof_field=None, coarse_max=120
                             n_coarse_entries=len(uent)))
         r, c, size = uent // nc, uent % nc, nc
         node, field = ukey // n_fields, ukey % n_fields
+    if size > 4 * coarse_max:  # the coarsest level is factorised densely
+        raise ValueError(f"jax-amg: aggregation stopped coarsening at {size} unknowns (a pattern with "
+                         "dense rows?); use a direct or host Krylov back end for this device")
     levels.append(Level(**_level(r, c, size, node, keep_pattern=bool(levels))))
     return Hierarchy(tuple(levels), r, c)
 
@@ -218,6 +221,20 @@ def _spmv(vals, rows, cols, n, x, transpose=False):
     return jax.ops.segment_sum(vals * x[c], r, num_segments=n, indices_are_sorted=not transpose)
 
 
+def _block_inverses(lv: Level, v):
+    """Inverses (n_blocks, bmax, bmax) of the node-block diagonal of one level's matrix."""
+    d = jnp.zeros(lv.n_blocks * lv.bmax * lv.bmax, v.dtype).at[lv.diag_flat].add(v[lv.diag_entry])
+    d = d.reshape(lv.n_blocks, lv.bmax, lv.bmax)
+    pad = jnp.asarray(lv.gather == lv.n)  # padding slots: unit diagonal
+    d = d + jnp.where(pad[:, :, None], jnp.eye(lv.bmax, dtype=v.dtype), 0.0)
+    dinv = jnp.linalg.inv(d)
+    # a singular block (a coarse sum that cancels): fall back to its scaled diagonal
+    diag = jnp.diagonal(d, axis1=1, axis2=2)
+    safe = jnp.where(diag != 0, 1.0 / jnp.where(diag != 0, diag, 1.0), 1.0)
+    ok = jnp.all(jnp.isfinite(dinv), axis=(1, 2))[:, None, None]
+    return jnp.where(ok, dinv, safe[:, :, None] * jnp.eye(lv.bmax, dtype=v.dtype))
+
+
 def _setup(h: Hierarchy, vals, weights, rows, cols):
     """Per-level values, prolongation weights, block inverses and the coarsest LU.
 
@@ -231,21 +248,12 @@ def _setup(h: Hierarchy, vals, weights, rows, cols):
     out = []
     v, w = vals, weights
     for k, lv in enumerate(h.levels):
-        d = jnp.zeros(lv.n_blocks * lv.bmax * lv.bmax, v.dtype).at[lv.diag_flat].add(v[lv.diag_entry])
-        d = d.reshape(lv.n_blocks, lv.bmax, lv.bmax)
-        pad = jnp.asarray(lv.gather == lv.n)  # padding slots: unit diagonal
-        d = d + jnp.where(pad[:, :, None], jnp.eye(lv.bmax, dtype=v.dtype), 0.0)
-        dinv = jnp.linalg.inv(d)
-        # a singular block (a coarse sum that cancels): fall back to its scaled diagonal
-        diag = jnp.diagonal(d, axis1=1, axis2=2)
-        safe = jnp.where(diag != 0, 1.0 / jnp.where(diag != 0, diag, 1.0), 1.0)
-        ok = jnp.all(jnp.isfinite(dinv), axis=(1, 2))[:, None, None]
-        dinv = jnp.where(ok, dinv, safe[:, :, None] * jnp.eye(lv.bmax, dtype=v.dtype))
-        item = {"vals": v, "dinv": dinv}
+        item = {"vals": v}
         if lv.coarse_of is None:  # coarsest: dense LU
             dense = jnp.zeros((lv.n, lv.n), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
             item["lu"] = jax.scipy.linalg.lu_factor(dense)
-        else:
+        else:  # smoothed level: node-block inverses, prolongation, next level's values
+            item["dinv"] = _block_inverses(lv, v)
             nc = h.levels[k + 1].n
             big = jax.ops.segment_max(jnp.abs(w), lv.coarse_of, num_segments=nc)
             big = jnp.where(big > 0, big, 1.0)

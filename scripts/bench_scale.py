@@ -15,7 +15,7 @@ Printed per size and back end: nodes, unknowns, time per bias point (median over
 points: the first bias point, which compiles the continuation, is left out), Newton
 iterations per point (linear solves / factorisations), the share of the time spent in the
 linear solve (host back ends: time inside the solve callbacks; device-resident back ends:
-not separable, "-"), Krylov iterations per solve (host Krylov), and the peak memory (host:
+not separable, "-"), Krylov iterations per solve (host Krylov and jax-amg), and the peak memory (host:
 max RSS of the process; GPU: peak bytes in use on the device).
 """
 
