@@ -99,7 +99,8 @@ class Layout:
         """Mesh node and field (0 psi, 1 T, 2 phi_n, 3 phi_p) of every unknown, for the node-block
         smoother and the aggregation of :mod:`pvsim.amg`. All carrier (thermal) sets of a node
         share its field: labelling them by region as well (so that no coarse unknown averages
-        the two sides of an interface) converged worse (measured on the 3D NC cell). The voltage
+        the two sides of an interface) stalled FGMRES on the 3D NC cell (measured with unweighted
+        aggregates, before the near-null weights of :mod:`pvsim.amg`). The voltage
         unknown of a current-controlled contact is a node of its own."""
         node = np.full(self.n_dof, -1, np.int64)
         field = np.zeros(self.n_dof, np.int64)
