@@ -97,11 +97,7 @@ def aggregate_nodes(rows, cols, dof_node, n_nodes, passes=3):
             break
         label = lab[label]
         src = np.repeat(np.arange(m), np.diff(indptr))
-        a, b = lab[src], lab[indices]
-        off = a != b
-        key = np.unique(a[off] * m_new + b[off])
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(key // m_new, minlength=m_new))])
-        indices = key % m_new
+        indptr, indices = _node_graph(src, indices, lab, m_new)  # the graph of the pairs
         m = m_new
     return label, m
 
