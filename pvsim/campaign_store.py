@@ -124,6 +124,9 @@ class Store:
         for stale in list(self.root.glob(".*.tmp")) + list(self.root.glob("members/.*.tmp")) \
                 + list(self.root.glob("partial/*/.*.tmp")):
             stale.unlink(missing_ok=True)  # half-written files of a killed run
+        for part in list(self.root.glob("partial/*")):
+            if self.record(part.name) is not None:  # killed between a member's record and its cleanup
+                shutil.rmtree(part, ignore_errors=True)
 
     def check_owner(self) -> None:
         if self.token is None:

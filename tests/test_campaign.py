@@ -19,7 +19,7 @@ import xarray as xr
 
 from pvsim.campaign import (SweepDefinitionError, parse_parameter, parse_values, plan_sweep, resolve_key,
                             run_sweep_campaign)
-from pvsim.campaign_store import OutputPathError, Store, inside
+from pvsim.campaign_store import OutputPathError, Store, inside, write_json
 
 CASE = """
 [simulation]
@@ -150,6 +150,20 @@ def test_output_paths_stay_inside(tmp_path):
     (root / "members").symlink_to(tmp_path)  # a link planted to escape
     with pytest.raises(OutputPathError, match="outside the output directory"):
         inside(root, "members", "m0001.nc")
+
+
+def test_claim_drops_point_files_of_a_member_killed_after_its_record(tmp_path):
+    """A kill between a member's record and the removal of its point files (finish_member's last
+    two steps) leaves both; the next owner removes the points of finished members only."""
+    store = Store(tmp_path / "out")
+    for name in ("m0000", "m0001"):
+        store.partial_dir(name).mkdir(parents=True)
+        store.point_file(name, None).write_bytes(b"x")
+    store.record_file("m0000").parent.mkdir(parents=True)
+    write_json(store.record_file("m0000"), {"ok": True, "has_data": False})
+    store.claim("t2")
+    assert not store.partial_dir("m0000").exists()
+    assert store.point_file("m0001", None).exists()  # unfinished: its points are what resume uses
 
 
 # --------------------------------------------------------------------------- dask
