@@ -231,18 +231,19 @@ def _block_inverses(lv: Level, v):
     return jnp.where(ok, dinv, safe[:, :, None] * jnp.eye(lv.bmax, dtype=v.dtype))
 
 
-def _setup(h: Hierarchy, vals, weights, rows, cols):
+def _setup(h: Hierarchy, vals, log_weights, rows, cols):
     """Per-level values, prolongation weights, block inverses and the coarsest LU.
 
-    ``weights`` (n,): the near-null vector B of the fine matrix. The prolongation of level k
-    is P[i, I] = B_i / ||B_I|| for the unknowns i of coarse unknown I (the tentative
-    prolongator of smoothed aggregation, Vanek et al. 1996), and the coarse B is ||B_I||. For
-    the equilibrated S = R J C the smooth modes of J (a constant shift of a potential) are
-    B = 1/c for S and B = 1/r for S^T: with scalings spanning tens of decades a constant
-    per aggregate is not smooth for S.
+    ``log_weights`` (n,): log of the near-null vector B of the fine matrix. The prolongation
+    of level k is P[i, I] = B_i / ||B_I|| for the unknowns i of coarse unknown I (the
+    tentative prolongator of smoothed aggregation, Vanek et al. 1996), and the coarse B is
+    ||B_I||. B is carried as a logarithm, normalised by its largest entry per aggregate, since
+    it spans hundreds of decades (Slotboom weights exp(phi) times the equilibration's 1/c).
+    For S = R J C with J v ~ 0 the smooth modes are B = v / c for S; for S^T, whose
+    continuity blocks have zero column sums, B = 1/r.
     """
     out = []
-    v, w = vals, weights
+    v, lw = vals, log_weights
     for k, lv in enumerate(h.levels):
         item = {"vals": v}
         if lv.coarse_of is None:  # coarsest: dense LU
@@ -251,17 +252,15 @@ def _setup(h: Hierarchy, vals, weights, rows, cols):
         else:  # smoothed level: node-block inverses, prolongation, next level's values
             item["dinv"] = _block_inverses(lv, v)
             nc = h.levels[k + 1].n
-            big = jax.ops.segment_max(jnp.abs(w), lv.coarse_of, num_segments=nc)
-            big = jnp.where(big > 0, big, 1.0)
-            wn = w / big[lv.coarse_of]
+            top = jax.ops.segment_max(lw, lv.coarse_of, num_segments=nc)
+            wn = jnp.exp(lw - top[lv.coarse_of])  # largest entry of each aggregate: 1
             norm = jnp.sqrt(jax.ops.segment_sum(wn * wn, lv.coarse_of, num_segments=nc))
-            norm = jnp.where(norm > 0, norm, 1.0)
             p = wn / norm[lv.coarse_of]
             r, c = (rows, cols) if lv.rows is None else (lv.rows, lv.cols)
             item["p"] = p
             v = jax.ops.segment_sum(v * p[r] * p[c], jnp.asarray(lv.coarse_entry),
                                     num_segments=lv.n_coarse_entries)
-            w = norm * big
+            lw = jnp.log(norm) + top
         out.append(item)
     return out
 
@@ -271,6 +270,7 @@ class AMGOptions:
     nu: int = 2  # smoothing steps before and after the coarse correction
     omega: float = 0.7  # block-Jacobi damping
     kcycle: bool = True  # False: plain V-cycle
+    inner: int = 2  # flexible GCR steps per coarse level of the K-cycle
 
 
 def make_preconditioner(h: Hierarchy, data, rows, cols, transpose=False, options=AMGOptions()):
@@ -306,7 +306,7 @@ def make_preconditioner(h: Hierarchy, data, rows, cols, transpose=False, options
         return x
 
     def kcycle(k, b):
-        """Two flexible GCR steps on level k preconditioned by its cycle."""
+        """``options.inner`` flexible GCR steps on level k preconditioned by its cycle."""
         def step(_, st):
             x, r, z_old, w_old = st
             z = cycle(k, r)
@@ -320,7 +320,7 @@ def make_preconditioner(h: Hierarchy, data, rows, cols, transpose=False, options
             return x + a * z, r - a * w, z, w
 
         zero = jnp.zeros_like(b)
-        return jax.lax.fori_loop(0, 2, step, (zero, b, zero, zero))[0]
+        return jax.lax.fori_loop(0, options.inner, step, (zero, b, zero, zero))[0]
 
     return lambda b: cycle(0, b)
 
@@ -410,10 +410,11 @@ class AMGSolver(LinearSolver):
         object.__setattr__(self, "hierarchy", build_hierarchy(
             self.rows, self.cols, self.n, self.dof_node, self.dof_field, coarse_max=self.coarse_max))
 
-    def _solve(self, vals, b, rows, cols, transpose, weights=None):
-        """Solve the equilibrated system S x = b (S^T x = b) with near-null vector ``weights``."""
-        weights = jnp.ones_like(b) if weights is None else weights
-        data = _setup(self.hierarchy, vals, weights, rows, cols)
+    def _setup(self, vals, log_weights, rows, cols):
+        return _setup(self.hierarchy, vals, log_weights, rows, cols)
+
+    def _krylov(self, vals, b, rows, cols, data, transpose):
+        """Solve the equilibrated system S x = b (S^T x = b) with the set-up ``data``."""
         m = make_preconditioner(self.hierarchy, data, rows, cols, transpose, self.options)
 
         def matvec(x):
@@ -426,25 +427,37 @@ class AMGSolver(LinearSolver):
         # never a small update that Newton could take for convergence
         return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
 
-    # the public calls pass the equilibration's scalings on as near-null vectors (see _setup)
-    def factor_solve(self, vals, b, rows, cols):
+    # The public calls are overridden: the set-up needs the scalings (near-null vector v / c)
+    # and is kept in the factorisation, so chord steps and tangents reuse it.
+    def factor_solve(self, vals, b, rows, cols, near_null=None):
         r, c = equilibrate(rows, cols, vals, self.n)
         scaled = vals * r[rows] * c[cols]
-        y, its = self._solve(scaled, r * b, rows, cols, False, 1.0 / c)
-        return c * y, Factorization(scaled, r, c, its)
+        log_w = -jnp.log(c) if near_null is None else near_null - jnp.log(c)
+        data = self._setup(scaled, log_w, rows, cols)
+        y, its = self._krylov(scaled, r * b, rows, cols, data, False)
+        return c * y, Factorization(scaled, r, c, its, data)
 
     def resolve(self, fact, b, rows, cols):
-        return fact.c * self._solve(fact.vals, fact.r * b, rows, cols, False, 1.0 / fact.c)[0]
+        return fact.c * self._krylov(fact.vals, fact.r * b, rows, cols, fact.aux, False)[0]
 
     def resolve_transpose(self, fact, b, rows, cols):
-        return fact.r * self._solve(fact.vals, fact.c * b, rows, cols, True, 1.0 / fact.r)[0]
+        data = self._setup(fact.vals, -jnp.log(fact.r), rows, cols)
+        return fact.r * self._krylov(fact.vals, fact.c * b, rows, cols, data, True)[0]
+
+    def empty_aux(self, nnz):
+        shapes = jax.eval_shape(lambda v, w: self._setup(v, w, self.rows, self.cols),
+                                jax.ShapeDtypeStruct((nnz,), jnp.float64),
+                                jax.ShapeDtypeStruct((self.n,), jnp.float64))
+        return jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
 
     # the scaled-system interface of LinearSolver (unit near-null vector)
     def _factor_solve(self, vals, b, rows, cols):
-        return self._solve(vals, b, rows, cols, False)
+        data = self._setup(vals, jnp.zeros_like(b), rows, cols)
+        return self._krylov(vals, b, rows, cols, data, False)
 
     def _resolve_transpose(self, fact, b, rows, cols):
-        return self._solve(fact.vals, b, rows, cols, True)[0]
+        data = self._setup(fact.vals, jnp.zeros_like(b), rows, cols)
+        return self._krylov(fact.vals, b, rows, cols, data, True)[0]
 
 
 __all__ = ["AMGSolver", "AMGOptions", "build_hierarchy", "aggregate_nodes", "fgmres", "make_preconditioner"]

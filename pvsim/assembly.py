@@ -552,6 +552,20 @@ class Assembler:
         i_p = jnp.sum(jnp.where(mask, f_raw[self.phip_dof[idx]], 0.0), axis=1)
         return i_n, i_p
 
+    def near_null_log(self, u):
+        """log of a near-null vector of the Jacobian at the state ``u`` (for :mod:`pvsim.amg`).
+
+        At fixed psi the SG electron flux is linear in the Slotboom variable exp(-phi_n) with
+        zero row sums (a constant Slotboom shift carries no current), so J_{phi_n phi_n} v = 0
+        up to recombination for v = exp(+phi_n); for holes v = exp(-phi_p). Far from
+        equilibrium phi_n varies by many V_T and a constant is not near-null there, which
+        stalled the AMG coarse correction (docs/physics.md, "Krylov back ends"). Other
+        unknowns: log v = 0 (a constant shift of psi or T). Exact for Boltzmann statistics at
+        the reference temperature; approximate otherwise (it only shapes a preconditioner).
+        """
+        s = jnp.zeros(self.n_dof).at[self.phin_dof].set(1.0).at[self.phip_dof].set(-1.0)
+        return s * u
+
     def residual_and_jacobian(self, u, params: Params, jacobian: bool = True, ref=None):
         """Residual with boundary conditions (n_dof,) and Jacobian values (nnz,) at ref + u."""
         f_raw, raw_vals = self.raw(u, params, jacobian, ref)

@@ -292,7 +292,8 @@ class Device:
 
     def _tangent_impl(self, u, params: Params, dparams: Params):
         _, vals = self.asm.residual_and_jacobian(u, params)
-        return self.solver.solve(vals, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
+        return self.solver.solve(vals, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols,
+                                 self.asm.near_null_log(u))
 
     def _tangent_reuse_impl(self, u, params, dparams, fact):
         return self.solver.resolve(fact, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)

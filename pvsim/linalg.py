@@ -61,6 +61,7 @@ class Factorization:
     r: jax.Array
     c: jax.Array
     token: jax.Array  # back-end handle (pardiso: solver slot), int32
+    aux: object = None  # a device back end's own set-up (jax-amg: its hierarchy's values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +72,10 @@ class LinearSolver(ABC):
     cols: np.ndarray
     n: int
 
-    def factor_solve(self, vals, b, rows, cols):
+    def factor_solve(self, vals, b, rows, cols, near_null=None):
+        """Solve J x = b; return x and what ``resolve`` needs. ``near_null`` (n,): the log of
+        a vector v with J v ~ 0 blockwise (:meth:`pvsim.assembly.Assembler.near_null_log`);
+        only preconditioners that build a coarse space use it (direct solvers ignore it)."""
         r, c = equilibrate(rows, cols, vals, self.n)
         scaled = vals * r[rows] * c[cols]
         y, token = self._factor_solve(scaled, r * b, rows, cols)
@@ -80,8 +84,12 @@ class LinearSolver(ABC):
     def resolve(self, fact: Factorization, b, rows, cols):
         return fact.c * self._resolve(fact, fact.r * b, rows, cols)
 
-    def solve(self, vals, b, rows, cols):
-        return self.factor_solve(vals, b, rows, cols)[0]
+    def solve(self, vals, b, rows, cols, near_null=None):
+        return self.factor_solve(vals, b, rows, cols, near_null)[0]
+
+    def empty_aux(self, nnz: int):
+        """Placeholder of ``Factorization.aux`` (same pytree structure) before the first solve."""
+        return None
 
     def resolve_transpose(self, fact: Factorization, b, rows, cols):
         """Solve J^T x = b with a factorisation of J (the adjoint system).

@@ -103,9 +103,9 @@ def log_damp(du, c):
     return jnp.where(big, jnp.sign(du) * c * (1.0 + jnp.log(safe / c)), du)
 
 
-def empty_factorization(asm: Assembler) -> Factorization:
+def empty_factorization(asm: Assembler, solver: LinearSolver) -> Factorization:
     return Factorization(vals=jnp.zeros(asm.nnz), r=jnp.ones(asm.n_dof), c=jnp.ones(asm.n_dof),
-                         token=jnp.asarray(-1, jnp.int32))
+                         token=jnp.asarray(-1, jnp.int32), aux=solver.empty_aux(asm.nnz))
 
 
 def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
@@ -131,7 +131,7 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         if asm.heat:  # frozen temperature: T rows become T = current value, decoupled
             vals = jnp.where(frozen & t_entry, jnp.where(t_diag, 1.0, 0.0), vals)
         f = frozen_rows(f, frozen)
-        du, fact = solver.factor_solve(vals, -f, asm.rows, asm.cols)
+        du, fact = solver.factor_solve(vals, -f, asm.rows, asm.cols, asm.near_null_log(ref + u))
         return du, fact, jnp.max(jnp.abs(f * fact.r))
 
     def chord(ref, u, fact, frozen):
@@ -193,7 +193,7 @@ def newton_solve(asm: Assembler, solver: LinearSolver, u0, params: Params,
         return jnp.any(state[7] < 0)
 
     zero = jnp.asarray(0)
-    state = (u0, jnp.zeros_like(u0), empty_factorization(asm), zero, zero, jnp.asarray(jnp.inf),
+    state = (u0, jnp.zeros_like(u0), empty_factorization(asm, solver), zero, zero, jnp.asarray(jnp.inf),
              jnp.asarray(jnp.inf), jnp.asarray(-1), jnp.asarray(False), jnp.asarray(asm.heat))
     ref, delta, fact, it, nfac, upd, res, status, _, _ = jax.lax.while_loop(cond, body, state)
     rebase = (status == CONVERGED) & (jnp.max(jnp.abs(delta)) > 1.0)

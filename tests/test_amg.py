@@ -6,7 +6,9 @@
 * FGMRES reaches its tolerance (true residual) and the SuperLU solution;
 * on the 3D Poisson matrix the iteration count grows more slowly than 1/h, and a batch
   under vmap equals the serial solves;
-* a stalled solve returns NaN (never a small update Newton could take for convergence).
+* a stalled solve returns NaN (never a small update Newton could take for convergence);
+* far from equilibrium the Slotboom vectors are near-null in the continuity blocks, and the
+  coarse space built on them converges where a constant one stalls.
 """
 
 import jax
@@ -38,7 +40,7 @@ def test_galerkin_product_equals_explicit_ptap():
     h = amg.build_hierarchy(rows, cols, n, coarse_max=20)
     assert len(h.levels) >= 3
     w = np.random.default_rng(1).uniform(0.5, 2.0, n)
-    data = amg._setup(h, jnp.asarray(vals), jnp.asarray(w), jnp.asarray(rows), jnp.asarray(cols))
+    data = amg._setup(h, jnp.asarray(vals), jnp.log(w), jnp.asarray(rows), jnp.asarray(cols))
     lv, nc = h.levels[0], h.levels[1].n
     p = np.asarray(data[0]["p"])
     big = sp.csr_matrix((p, (np.arange(n), lv.coarse_of)), shape=(n, nc))
@@ -117,6 +119,9 @@ def test_vmap_equals_serial_and_transpose():
         np.testing.assert_allclose(np.asarray(xb[k]), xs, rtol=0, atol=1e-9 * np.abs(xs).max())
         ak = a * float(scale[k])
         assert np.linalg.norm(ak @ xs - np.asarray(b[k])) <= 1e-9 * np.linalg.norm(np.asarray(b[k]))
+    # a re-solve (chord step) reuses the set-up kept in the factorisation: same answer
+    xr = jax.jit(jax.vmap(solver.resolve, in_axes=(0, 0, None, None)))(fact, b, r, c)
+    np.testing.assert_allclose(np.asarray(xr), np.asarray(xb), rtol=0, atol=1e-12 * float(jnp.abs(xb).max()))
     xt = np.asarray(jax.jit(jax.vmap(solver.resolve_transpose, in_axes=(0, 0, None, None)))(fact, b, r, c))
     for k in range(2):
         ak = a * float(scale[k])
@@ -126,6 +131,48 @@ def test_vmap_equals_serial_and_transpose():
 def test_stalled_solve_is_nan():
     _, _, _, x, its = _amg_solve(12, maxiter=1, fail_rtol=1e-12)  # two levels: not exact
     assert its == 1 and np.all(np.isnan(x))
+
+
+def test_slotboom_near_null_vector_far_from_equilibrium():
+    """The 2D diode one full Newton step after a jump from equilibrium to 0.3 V (quasi-Fermi
+    levels spread over ~12 V_T): exp(+phi_n), exp(-phi_p) (Assembler.near_null_log) are
+    null vectors of the continuity blocks up to recombination, a constant is not; with
+    them the AMG coarse space converges where the constant one stalls (docs/physics.md)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from pvsim.case import build_device, load_case
+    from pvsim.newton import newton_solve
+
+    case, base = load_case(Path(__file__).resolve().parent.parent / "cases" / "diode_2d.toml")
+    dev = build_device(case, base)
+    p0 = dev.params(np.zeros(2))
+    eq = dev.solve(dev.initial_guess(p0), p0)
+    p1 = dev.params(np.array([0.3, 0.0]))
+    u = newton_solve(dev.asm, dev.solver, eq.u, p1, replace(dev.newton, max_iter=1, chord=False)).u
+    f, vals = dev.asm.residual_and_jacobian(u, p1)
+    rows, cols, n = np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof
+    node, field = dev.layout.dof_groups()
+    log_v = dev.asm.near_null_log(u)
+    jac = sp.csr_matrix((np.asarray(vals), (rows, cols)), shape=(n, n))
+    for fld in (2, 3):
+        m = field == fld
+        block = jac[m][:, m]
+        coupled = np.asarray(abs(block).sum(axis=1)).ravel() > np.abs(block.diagonal())  # not a contact row
+        spread = np.ptp(np.asarray(u)[m])
+        for name, v in (("constant", np.ones(m.sum())), ("Slotboom", np.exp(np.asarray(log_v)[m]))):
+            q99 = np.percentile((np.abs(block @ v) / (abs(block) @ v))[coupled], 99)
+            print(f"field {fld} (spread {spread:.1f} V_T), {name}: |J v|/(|J| v) p99 {q99:.1e}")
+            assert (q99 < 1e-6) if name == "Slotboom" else (q99 > 1e-2)
+    solver = amg.AMGSolver(rows, cols, n, node, field, maxiter=300)
+    solve = jax.jit(solver.factor_solve)
+    x_const, fact_const = solve(vals, -f, jnp.asarray(rows), jnp.asarray(cols), jnp.zeros(n))
+    x_slot, fact_slot = solve(vals, -f, jnp.asarray(rows), jnp.asarray(cols), log_v)
+    print(f"levels {solver.hierarchy.sizes}: FGMRES iterations constant {int(fact_const.token)}, "
+          f"Slotboom {int(fact_slot.token)}")
+    assert np.all(np.isnan(np.asarray(x_const)))  # stalled: NaN
+    residual = np.linalg.norm(jac @ np.asarray(x_slot) + np.asarray(f)) / np.linalg.norm(np.asarray(f))
+    assert int(fact_slot.token) < 300 and residual < 1e-6
 
 
 if __name__ == "__main__":

@@ -38,7 +38,11 @@ def test_current_control_reproduces_voltage_control():
     np.testing.assert_allclose(cres.points[-1].observables["current_direct"][0], target, rtol=1e-9)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# scipy's batching is covered in the default run by the nested-vmap test below
+VMAP_BACKENDS = [pytest.param(b, marks=pytest.mark.slow if b == "scipy" else []) for b in BACKENDS]
+
+
+@pytest.mark.parametrize("backend", VMAP_BACKENDS)
 def test_vmap_over_doping_equals_serial_and_jit(backend):
     """Equilibrium, then 0.2 V, both inside the vmapped (and jitted) function."""
     dev = _diode(solver=backend, n=60)
