@@ -65,6 +65,48 @@ def test_aggregates_are_connected_and_small():
         assert ncomp == 1
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+def test_multicolour_gauss_seidel_sweep_is_a_block_triangular_solve(transpose):
+    """Blocks of two unknowns (two fields per node) on a nonsymmetric 3D matrix: the colouring
+    is proper, and a forward (backward) sweep from x equals x + (D + L)^-1 (b - S x)
+    ((D + U)^-1) with L (U) the couplings to blocks of earlier (later) colours, solved by scipy."""
+    rows1, cols1, vals1, a1 = laplacian_3d(6, convection=4.0)
+    a = sp.kron(a1, np.array([[2.0, 0.5], [-0.3, 1.5]])).tocsr()  # two coupled fields per node
+    a.sort_indices()
+    coo = a.tocoo()
+    rows, cols, n = coo.row.astype(np.int64), coo.col.astype(np.int64), a.shape[0]
+    h = amg.build_hierarchy(rows, cols, n, np.arange(n) // 2, np.arange(n) % 2, coarse_max=20, colour=True)
+    lv = h.levels[0]
+    colour = np.empty(lv.n_blocks, np.int64)
+    colour[lv.gs.order] = np.repeat(np.arange(len(lv.gs.bounds) - 1), np.diff(lv.gs.bounds))
+    cb_r, cb_c = colour[lv.block[rows]], colour[lv.block[cols]]
+    assert np.all((cb_r != cb_c) | (lv.block[rows] == lv.block[cols]))  # a proper colouring
+    data = amg._setup(h, jnp.asarray(coo.data), jnp.zeros(n), jnp.asarray(rows), jnp.asarray(cols), transpose)
+    m = (a.T if transpose else a).tocoo()
+    kr, kc = colour[lv.block[m.row]], colour[lv.block[m.col]]
+    rng = np.random.default_rng(3)
+    b, x0 = rng.standard_normal(n), rng.standard_normal(n)
+    for backward in (False, True):
+        keep = (kr == kc) | ((kr < kc) if backward else (kr > kc))
+        tri = sp.csc_matrix((m.data[keep], (m.row[keep], m.col[keep])), shape=(n, n))
+        ref = x0 + sla.spsolve(tri, b - m.tocsr() @ x0)
+        got = amg.gauss_seidel(lv, data[0], jnp.asarray(b), jnp.asarray(x0), backward, transpose)
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_fgmres_stops_on_stagnation():
+    """GMRES on the cyclic shift with b = e_0 makes no progress before n steps (Krylov vectors
+    e_1..e_k are orthogonal to b): with restart 5 the solve stops after its second cycle (no
+    factor-2 gain over the first) instead of running to maxiter, with the true residual 1."""
+    n = 50
+    b = jnp.zeros(n).at[0].set(1.0)
+    x, its, rel = jax.jit(lambda b: amg.fgmres(lambda v: jnp.roll(v, 1), lambda v: v, b, rtol=1e-10,
+                                               restart=5, maxiter=5000))(b)
+    assert int(its) == 10
+    np.testing.assert_allclose(float(rel), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(b) - np.roll(np.asarray(x), 1)), 1.0, rtol=1e-12)
+
+
 def test_fgmres_reaches_tolerance_and_direct_solution():
     rows, cols, vals, a = laplacian_3d(8, convection=5.0)  # nonsymmetric
     b = np.random.default_rng(2).standard_normal(a.shape[0])
@@ -168,11 +210,14 @@ def test_slotboom_near_null_vector_far_from_equilibrium():
     solve = jax.jit(solver.factor_solve)
     x_const, fact_const = solve(vals, -f, jnp.asarray(rows), jnp.asarray(cols), jnp.zeros(n))
     x_slot, fact_slot = solve(vals, -f, jnp.asarray(rows), jnp.asarray(cols), log_v)
+    res = {name: np.linalg.norm(jac @ np.asarray(x) + np.asarray(f)) / np.linalg.norm(np.asarray(f))
+           for name, x in (("constant", x_const), ("Slotboom", x_slot))}
     print(f"levels {solver.hierarchy.sizes}: FGMRES iterations constant {int(fact_const.token)}, "
-          f"Slotboom {int(fact_slot.token)}")
-    assert np.all(np.isnan(np.asarray(x_const)))  # stalled: NaN
-    residual = np.linalg.norm(jac @ np.asarray(x_slot) + np.asarray(f)) / np.linalg.norm(np.asarray(f))
-    assert int(fact_slot.token) < 300 and residual < 1e-6
+          f"Slotboom {int(fact_slot.token)}; relative residuals {res}")
+    # FGMRES stops at 1e-10 of the equilibrated system; unscaled that measured 8e-10
+    assert int(fact_slot.token) < 150 and res["Slotboom"] < 1e-8
+    # the constant coarse space stalls: the limit (or the stagnation stop), far above
+    assert int(fact_const.token) > 2 * int(fact_slot.token) and res["constant"] > 1e3 * res["Slotboom"]
 
 
 if __name__ == "__main__":
