@@ -54,7 +54,8 @@ currents equal PARDISO's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -130,28 +131,14 @@ def _blocks(dof_node, n):
     return block, pos, bmax, gather
 
 
-@dataclass(frozen=True)
-class Level:
-    """Static index data of one level (numpy; closed over by the traced cycle)."""
-
-    n: int
-    rows: np.ndarray | None  # None on the finest level (its pattern arrives traced)
-    cols: np.ndarray | None
-    # node-block Jacobi
-    diag_entry: np.ndarray  # entries of the pattern inside a node block
-    diag_flat: np.ndarray  # their (block, pos_r, pos_c) flat index
-    n_blocks: int
-    bmax: int
-    gather: np.ndarray  # (n_blocks, bmax) unknown index, n = padding
-    block: np.ndarray  # (n,) block of each unknown
-    pos: np.ndarray  # (n,) position in its block
-    # to the next coarser level (None on the coarsest)
-    coarse_of: np.ndarray | None = None  # (n,) coarse unknown of each unknown (P as a map)
-    coarse_entry: np.ndarray | None = None  # (nnz,) coarse entry each entry adds into
-    n_coarse_entries: int = 0
-    gs: "Colouring | None" = None  # for the Gauss-Seidel smoother
+def _static():
+    return field(metadata=dict(static=True))
 
 
+# Hierarchy, Level and Colouring are pytrees: their index arrays are leaves, so a jitted caller
+# passes them as arguments (AMGSolver.topology / bind) instead of embedding them as constants;
+# sizes and colour bounds (used for shapes and slices) are static.
+@jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class Colouring:
     """Blocks of a level sorted by colour (no two neighbouring blocks share one) and, for S and
@@ -159,11 +146,38 @@ class Colouring:
     updates all blocks of a colour at once from one partial product."""
 
     order: np.ndarray  # (n_blocks,) block ids in colour order
-    bounds: np.ndarray  # (n_colours + 1,) slices of ``order`` per colour
     gather: np.ndarray  # (n_blocks, bmax) unknowns of the sorted blocks (n = padding)
-    entries: tuple  # per direction (S, S^T): (perm, entry bounds per colour, local row, column)
+    perm: tuple  # per direction (S, S^T): entries in colour order of their row's block
+    local: tuple  # per direction: each sorted entry's row within its colour's slice
+    other: tuple  # per direction: each sorted entry's column
+    bounds: tuple = _static()  # (n_colours + 1,) slices of ``order`` per colour
+    ebounds: tuple = _static()  # per direction: slices of the sorted entries per colour
 
 
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Level:
+    """Index data of one level."""
+
+    rows: np.ndarray | None  # None on the finest level (its pattern arrives traced)
+    cols: np.ndarray | None
+    # node-block smoothers
+    diag_entry: np.ndarray  # entries of the pattern inside a node block
+    diag_flat: np.ndarray  # their (block, pos_r, pos_c) flat index
+    gather: np.ndarray  # (n_blocks, bmax) unknown index, n = padding
+    block: np.ndarray  # (n,) block of each unknown
+    pos: np.ndarray  # (n,) position in its block
+    n: int = _static()
+    n_blocks: int = _static()
+    bmax: int = _static()
+    # to the next coarser level (None on the coarsest)
+    coarse_of: np.ndarray | None = None  # (n,) coarse unknown of each unknown (P as a map)
+    coarse_entry: np.ndarray | None = None  # (nnz,) coarse entry each entry adds into
+    n_coarse_entries: int = field(default=0, metadata=dict(static=True))
+    gs: Colouring | None = None  # for the Gauss-Seidel smoother
+
+
+@jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class Hierarchy:
     levels: tuple[Level, ...]
@@ -195,15 +209,18 @@ def _colouring(rows, cols, block, pos, bmax, gather) -> Colouring:
     bounds = np.searchsorted(colour[order], np.arange(colour.max() + 2))
     rank = np.empty(nb, np.int64)
     rank[order] = np.arange(nb)
-    entries = []
+    perms, ebounds, locals_, others = [], [], [], []
     for r, c in ((rows, cols), (cols, rows)):  # S, then S^T (rows and columns swapped)
         key = rank[block[r]]
         perm = np.argsort(key, kind="stable")
-        ebounds = np.searchsorted(key[perm], bounds)
-        first = np.repeat(bounds[:-1], np.diff(ebounds))  # first sorted block of the entry's colour
-        local = (key[perm] - first) * bmax + pos[r[perm]]
-        entries.append((perm, ebounds, local, c[perm]))
-    return Colouring(order, bounds, gather[order], tuple(entries))
+        eb = np.searchsorted(key[perm], bounds)
+        first = np.repeat(bounds[:-1], np.diff(eb))  # first sorted block of the entry's colour
+        perms.append(perm)
+        ebounds.append(tuple(int(x) for x in eb))
+        locals_.append((key[perm] - first) * bmax + pos[r[perm]])
+        others.append(c[perm])
+    return Colouring(order, gather[order], tuple(perms), tuple(locals_), tuple(others),
+                     bounds=tuple(int(x) for x in bounds), ebounds=tuple(ebounds))
 
 
 def _level(rows, cols, n, dof_node, keep_pattern, colour):
@@ -211,7 +228,7 @@ def _level(rows, cols, n, dof_node, keep_pattern, colour):
     inside = block[rows] == block[cols]
     diag_entry = np.flatnonzero(inside)
     flat = (block[rows[diag_entry]] * bmax + pos[rows[diag_entry]]) * bmax + pos[cols[diag_entry]]
-    return dict(n=n, rows=rows if keep_pattern else None, cols=cols if keep_pattern else None,
+    return dict(n=int(n), rows=rows if keep_pattern else None, cols=cols if keep_pattern else None,
                 diag_entry=diag_entry, diag_flat=flat, n_blocks=gather.shape[0], bmax=bmax,
                 gather=gather, block=block, pos=pos,
                 gs=_colouring(rows, cols, block, pos, bmax, gather) if colour else None)
@@ -310,7 +327,7 @@ def _setup(h: Hierarchy, vals, log_weights, rows, cols, transpose=False):
             item["dinv"] = _block_inverses(lv, v)
             if lv.gs is not None:  # Gauss-Seidel: blocks and entries in colour order
                 item["dinv"] = item["dinv"][lv.gs.order]
-                item["gs_vals"] = v[lv.gs.entries[int(transpose)][0]]
+                item["gs_vals"] = v[lv.gs.perm[int(transpose)]]
             nc = h.levels[k + 1].n
             top = jax.ops.segment_max(lw, lv.coarse_of, num_segments=nc)
             wn = jnp.exp(lw - top[lv.coarse_of])  # largest entry of each aggregate: 1
@@ -330,8 +347,8 @@ def gauss_seidel(lv: Level, d, b, x, backward=False, transpose=False):
     a time in colour order (reversed: ``backward``): x <- x + (D + L)^-1 (b - S x), L the
     couplings to blocks of earlier colours (no block couples to another of its own colour).
     ``d``: the level's set-up (colour-ordered block inverses and entry values)."""
-    g, bmax = lv.gs, lv.bmax
-    _, ebounds, local, other = g.entries[int(transpose)]
+    g, bmax, t = lv.gs, lv.bmax, int(transpose)
+    ebounds, local, other = g.ebounds[t], g.local[t], g.other[t]
     spec = "bji,bj->bi" if transpose else "bij,bj->bi"
     bp = jnp.concatenate([b, jnp.zeros(1, b.dtype)])
     colours = range(len(g.bounds) - 1)
@@ -500,6 +517,16 @@ class AMGSolver(LinearSolver):
         object.__setattr__(self, "hierarchy", build_hierarchy(
             self.rows, self.cols, self.n, self.dof_node, self.dof_field, coarse_max=self.coarse_max,
             colour=self.options.smoother == "gs"))
+
+    def topology(self):
+        if not hasattr(self, "_device_hierarchy"):  # once: the hierarchy's arrays on the device
+            object.__setattr__(self, "_device_hierarchy", jax.tree.map(jnp.asarray, self.hierarchy))
+        return self._device_hierarchy
+
+    def bind(self, topology):
+        bound = copy.copy(self)
+        object.__setattr__(bound, "hierarchy", topology)
+        return bound
 
     def _setup(self, vals, log_weights, rows, cols, transpose=False):
         return _setup(self.hierarchy, vals, log_weights, rows, cols, transpose)

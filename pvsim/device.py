@@ -120,10 +120,15 @@ class Device:
                                    field_floor, thermal_bc, jumps)
         self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
                                   np.asarray(self.asm.cols), self.asm.n_dof, self.layout.dof_groups())
-        self._solve = jax.jit(self._solve_impl)
-        self._observe = jax.jit(self._observe_impl)
-        self._tangent = jax.jit(self._tangent_impl)
-        self._tangent_reuse = jax.jit(self._tangent_reuse_impl)
+        # The mesh topology (the assembler's index arrays and the solver's, e.g. jax-amg's
+        # hierarchy) enters the compiled functions as arguments, not as closed-over constants:
+        # embedded, it grows the program by ~8 MB of StableHLO per million indices (31 MB for
+        # the 2e3 cell, tens of GB at 1e6 nodes) and the compile time with it.
+        self.topology = (self.asm, self.solver.topology())
+        self._solve = jax.jit(self._solve_bound)
+        self._observe = jax.jit(lambda topology, *a: self._observe_impl(*a, asm=topology[0]))
+        self._tangent = jax.jit(lambda topology, *a: self._tangent_impl(*a, topology=topology))
+        self._tangent_reuse = jax.jit(lambda topology, *a: self._tangent_reuse_impl(*a, topology=topology))
         self._guess = jax.jit(self._guess_impl)
 
     def _check_heat(self, index, semi) -> list:
@@ -262,12 +267,22 @@ class Device:
         return u.at[jnp.asarray(lay.voltage_dof[lay.voltage_dof >= 0])].set(
             params.voltage[np.nonzero(lay.voltage_dof >= 0)[0]])
 
+    def _bind(self, topology):
+        """(assembler, solver) with the topology arrays given (traced inside a jit)."""
+        if topology is None:
+            return self.asm, self.solver
+        return topology[0], self.solver.bind(topology[1])
+
     def _solve_impl(self, u0, params):
         return newton_solve(self.asm, self.solver, u0, params, self.newton)
 
+    def _solve_bound(self, topology, u0, params):
+        asm, solver = self._bind(topology)
+        return newton_solve(asm, solver, u0, params, self.newton)
+
     def solve(self, u0, params):
         """One steady-state Newton solve (jitted; compiled once per device)."""
-        return self._solve(u0, params)
+        return self._solve(self.topology, u0, params)
 
     def solve_pure(self, u0, params, chord: bool = False):
         """The same solve, un-jitted, for use inside a user's own ``jit``/``vmap``.
@@ -284,29 +299,32 @@ class Device:
         triangular solve; without it, one factorisation.
         """
         if factorization is None:
-            return self._tangent(u, params, dparams)
-        return self._tangent_reuse(u, params, dparams, factorization)
+            return self._tangent(self.topology, u, params, dparams)
+        return self._tangent_reuse(self.topology, u, params, dparams, factorization)
 
-    def _dfds(self, u, params, dparams):
-        return jax.jvp(lambda p: self.asm.residual(u, p), (params,), (dparams,))[1]
+    @staticmethod
+    def _dfds(asm, u, params, dparams):
+        return jax.jvp(lambda p: asm.residual(u, p), (params,), (dparams,))[1]
 
-    def _tangent_impl(self, u, params: Params, dparams: Params):
-        _, vals = self.asm.residual_and_jacobian(u, params)
-        return self.solver.solve(vals, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols,
-                                 self.asm.near_null_log(u))
+    def _tangent_impl(self, u, params: Params, dparams: Params, topology=None):
+        asm, solver = self._bind(topology)
+        _, vals = asm.residual_and_jacobian(u, params)
+        return solver.solve(vals, -self._dfds(asm, u, params, dparams), asm.rows, asm.cols,
+                            asm.near_null_log(u))
 
-    def _tangent_reuse_impl(self, u, params, dparams, fact):
-        return self.solver.resolve(fact, -self._dfds(u, params, dparams), self.asm.rows, self.asm.cols)
+    def _tangent_reuse_impl(self, u, params, dparams, fact, topology=None):
+        asm, solver = self._bind(topology)
+        return solver.resolve(fact, -self._dfds(asm, u, params, dparams), asm.rows, asm.cols)
 
     # ------------------------------------------------------------------ observables
-    def site_state(self, ref, delta, params):
+    def site_state(self, ref, delta, params, asm=None):
         """Per-site (ln n, ln p, (R_srh, R_rad, R_auger), control volume) of the state
         ref + delta, scaled; volumes are 0 on insulator sites. Pure JAX (differentiable)."""
-        asm, lay = self.asm, self.layout
+        asm, lay = self.asm if asm is None else asm, self.layout
         fn_dof, fp_dof = self._site_phi_dofs
         u = ref + delta
         m = gather(params.material, asm.site_region)
-        theta = self.site_temperature(u)
+        theta = self.site_temperature(u, asm)
         if theta is not None:
             m = at_temperature(m, theta)
         th = 1.0 if theta is None else theta
@@ -318,11 +336,12 @@ class Device:
         vol = jnp.where(jnp.asarray(lay.site_carrier >= 0), volume, 0.0)
         return ln_n, ln_p, rates, vol
 
-    def site_temperature(self, u):
+    def site_temperature(self, u, asm=None):
         """theta = T / T_ref per site of the state u, or None when heat is off."""
         if not self.layout.heat:
             return None
-        return u[self.asm.T_dof[self.asm.site_thermal]]
+        asm = self.asm if asm is None else asm
+        return u[asm.T_dof[asm.site_thermal]]
 
     def _site_densities(self, psi, phi_n, phi_p, m):
         """(ln n, ln p) per site with each region's statistics."""
@@ -332,15 +351,15 @@ class Device:
         return per_statistics(lambda mm, kind: log_densities(psi, phi_n, phi_p, mm, kind),
                               kinds, which, m)
 
-    def _observe_impl(self, ref, delta, params):
-        asm, lay = self.asm, self.layout
+    def _observe_impl(self, ref, delta, params, asm=None):
+        asm, lay = self.asm if asm is None else asm, self.layout
         i_n, i_p = asm.terminal_currents(delta, params, ref)
         v = asm.voltages(delta, params, ref)
         u = ref + delta
-        ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params)
+        ln_n, ln_p, (r_srh, r_rad, r_aug), vol = self.site_state(ref, delta, params, asm)
         psi_s = u[asm.psi_dof[asm.site_node]]
         m = gather(params.material, asm.site_region)
-        theta = self.site_temperature(u)
+        theta = self.site_temperature(u, asm)
         gap = m.Eg if theta is None else band_gap(m, theta)
         r_surface = asm.interface_recombination(delta, params, ref)
         r_total = jnp.sum(vol * (r_srh + r_rad + r_aug - params.generation)) + r_surface
@@ -418,7 +437,7 @@ class Device:
         scales.current_units). Pass a Newton result's ``ref`` and ``delta`` for the most
         precise terminal currents."""
         delta = jnp.zeros_like(u) if delta is None else delta
-        o = jax.tree_util.tree_map(np.asarray, self._observe(u, delta, params))
+        o = jax.tree_util.tree_map(np.asarray, self._observe(self.topology, u, delta, params))
         s = self.scales
         vt, nr, cur = s.V_T, s.N_ref, s.current
         out = {k: o[k] * vt for k in ("psi", "phi_n", "phi_p", "Ec", "Ev", "voltage")}

@@ -91,6 +91,15 @@ class LinearSolver(ABC):
         """Placeholder of ``Factorization.aux`` (same pytree structure) before the first solve."""
         return None
 
+    def topology(self):
+        """The back end's index arrays that a jitted caller passes as an argument (a pytree of
+        device arrays; None: nothing beyond the pattern). See :meth:`bind`."""
+        return None
+
+    def bind(self, topology):
+        """This solver using ``topology`` (as returned by :meth:`topology`, possibly traced)."""
+        return self
+
     def resolve_transpose(self, fact: Factorization, b, rows, cols):
         """Solve J^T x = b with a factorisation of J (the adjoint system).
 
