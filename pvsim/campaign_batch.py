@@ -19,6 +19,7 @@ steps under vmap).
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +31,12 @@ from .campaign_store import Store
 def _batched(dev):
     """vmapped, jitted (guess, solve, tangent) of a compiled device, built once per device."""
     fns = dev.__dict__.get("_campaign_batched")
-    if fns is None:
-        fns = (jax.jit(jax.vmap(dev._guess_impl)),
-               jax.jit(jax.vmap(lambda u, p: dev.solve_pure(u, p))),
-               jax.jit(jax.vmap(dev._tangent_impl)))
+    if fns is None:  # the topology is an argument shared by the batch (see Device.topology)
+        solve = jax.jit(jax.vmap(lambda t, u, p: dev.solve_pure(u, p, topology=t), in_axes=(None, 0, 0)))
+        tangent = jax.jit(jax.vmap(lambda t, u, p, dp: dev._tangent_impl(u, p, dp, topology=t),
+                                   in_axes=(None, 0, 0, 0)))
+        fns = (jax.jit(jax.vmap(dev._guess_impl)), partial(solve, dev.topology),
+               partial(tangent, dev.topology))
         dev.__dict__["_campaign_batched"] = fns
     return fns
 

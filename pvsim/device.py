@@ -284,13 +284,16 @@ class Device:
         """One steady-state Newton solve (jitted; compiled once per device)."""
         return self._solve(self.topology, u0, params)
 
-    def solve_pure(self, u0, params, chord: bool = False):
+    def solve_pure(self, u0, params, chord: bool = False, topology=None):
         """The same solve, un-jitted, for use inside a user's own ``jit``/``vmap``.
 
         Chord steps are off by default here: under ``vmap`` the step choice would become a
-        select that evaluates both kinds of step for every batch member.
+        select that evaluates both kinds of step for every batch member. Pass
+        ``topology=self.topology`` through the jitted function's arguments on large meshes, so
+        the index arrays are not embedded in the program.
         """
-        return newton_solve(self.asm, self.solver, u0, params, replace(self.newton, chord=chord))
+        asm, solver = self._bind(topology)
+        return newton_solve(asm, solver, u0, params, replace(self.newton, chord=chord))
 
     def tangent(self, u, params: Params, dparams: Params, factorization=None):
         """du/ds for params(s) = params + s dparams at a solution u: -J^-1 dF/ds (jitted).
