@@ -510,6 +510,7 @@ class AMGSolver(LinearSolver):
     fail_rtol: float = 1e-4  # a solve ending above this relative residual returns NaN (docstring)
     restart: int = 100
     maxiter: int = 1000
+    stall: float = 0.5  # stop when a restart cycle reduces the residual by less than this factor
     coarse_max: int = 1200
     options: AMGOptions = AMGOptions()
 
@@ -538,7 +539,7 @@ class AMGSolver(LinearSolver):
         def matvec(x):
             return _spmv(vals, rows, cols, self.n, x, transpose)
 
-        x, its, rel = fgmres(matvec, m, b, self.rtol, self.restart, self.maxiter)
+        x, its, rel = fgmres(matvec, m, b, self.rtol, self.restart, self.maxiter, self.stall)
         if record_stats:
             jax.debug.callback(_count, its, rel > self.rtol)
         # a stalled solve is a failure (NaN: Newton reports it and the sweep cuts its step),
