@@ -125,7 +125,7 @@ class Device:
         # embedded, it grows the program by ~8 MB of StableHLO per million indices (31 MB for
         # the 2e3 cell, tens of GB at 1e6 nodes) and the compile time with it.
         self.topology = (self.asm, self.solver.topology())
-        self._solve = jax.jit(self._solve_bound)
+        self._solve = jax.jit(lambda topology, u0, p: self.solve_pure(u0, p, self.newton.chord, topology))
         self._observe = jax.jit(lambda topology, *a: self._observe_impl(*a, asm=topology[0]))
         self._tangent = jax.jit(lambda topology, *a: self._tangent_impl(*a, topology=topology))
         self._tangent_reuse = jax.jit(lambda topology, *a: self._tangent_reuse_impl(*a, topology=topology))
@@ -272,13 +272,6 @@ class Device:
         if topology is None:
             return self.asm, self.solver
         return topology[0], self.solver.bind(topology[1])
-
-    def _solve_impl(self, u0, params):
-        return newton_solve(self.asm, self.solver, u0, params, self.newton)
-
-    def _solve_bound(self, topology, u0, params):
-        asm, solver = self._bind(topology)
-        return newton_solve(asm, solver, u0, params, self.newton)
 
     def solve(self, u0, params):
         """One steady-state Newton solve (jitted; compiled once per device)."""

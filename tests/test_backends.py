@@ -173,7 +173,7 @@ def test_auto_choice():
 
 
 @pytest.mark.slow
-def test_newton_with_krylov_matches_direct():
+def test_newton_with_krylov_matches_direct(monkeypatch):
     """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU and with jax-amg gives the terminal
     current of the direct back end to 1e-8 (slow: three Newton compilations of a 3D heat device)."""
     from bench_scale import build
@@ -183,7 +183,7 @@ def test_newton_with_krylov_matches_direct():
     from pvsim import amg
 
     currents, its = {}, {}
-    amg.record_stats = True  # jax-amg's FGMRES iterations into krylov_stats
+    monkeypatch.setattr(amg, "record_stats", True)  # jax-amg's FGMRES iterations into krylov_stats
     for name in ("pardiso" if "pardiso" in available_backends() else "klu", "gmres-ilu", "jax-amg"):
         dev = build(0.3, 1, name)
         krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
@@ -192,7 +192,6 @@ def test_newton_with_krylov_matches_direct():
         currents[name] = out.points[-1].observables["current"][0]
         ks = krylov.krylov_stats
         its[name] = ([p.iterations for p in out.points], ks["iterations"] / max(ks["solves"], 1))
-    amg.record_stats = False
     print(f"Newton iterations per point (0, 0.5, 1 V), GMRES its per solve: {its}; currents {currents}")
     i_d, *i_k = currents.values()
     for i in i_k:
