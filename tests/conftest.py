@@ -1,5 +1,10 @@
-import jax
-import pytest
+import os
+
+if "PYTEST_XDIST_WORKER" in os.environ:  # several test workers may share one GPU: no preallocation
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
