@@ -52,27 +52,30 @@ class SteadyState:
 
 
 def make_steady_state(device, chord: bool = False):
-    """``solve(u0, params) -> SteadyState`` with an implicit-adjoint VJP.
+    """``solve(u0, params, topology=None) -> SteadyState`` with an implicit-adjoint VJP.
 
     ``u0`` is the Newton start (a nearby converged state); it receives no gradient.
-    Chord steps are off by default so that the function can also be vmapped.
+    Chord steps are off by default so that the function can also be vmapped. On large meshes
+    pass ``topology=device.topology`` through the arguments of the jitted function that calls
+    ``solve``, as for :meth:`~pvsim.device.Device.solve_pure`: the index arrays then stay out
+    of the compiled program (they receive no gradient).
     """
-    asm, solver = device.asm, device.solver
     options = device.newton if chord else replace(device.newton, chord=False)
 
-    def run(u0, params):
+    def run(topology, u0, params):
+        asm, solver = device._bind(topology)
         res = newton_solve(asm, solver, u0, params, options)
         return SteadyState(res.ref, res.delta, res.status), res.factorization
 
     @jax.custom_vjp
-    def solve(u0, params):
-        return run(u0, params)[0]
+    def steady(topology, u0, params):
+        return run(topology, u0, params)[0]
 
-    def fwd(u0, params):
-        state, fact = run(u0, params)
-        return state, (state, params, fact)
+    def fwd(topology, u0, params):
+        state, fact = run(topology, u0, params)
+        return state, (topology, state, params, fact)
 
-    def adjoint(vals, fact, u_bar):
+    def adjoint(asm, solver, vals, fact, u_bar):
         """lambda with J^T lambda = u_bar: refine with the forward's last factors of J (taken
         within one Newton update of u*, so a step or two suffices); factorise afresh only
         if that does not converge."""
@@ -99,15 +102,20 @@ def make_steady_state(device, chord: bool = False):
         return jax.lax.cond(small((lam, r, 0)), lambda _: lam, fresh, None)
 
     def bwd(saved, state_bar):
-        state, params, fact = saved
+        topology, state, params, fact = saved
+        asm, solver = device._bind(topology)
         ref, delta = state.ref, state.delta
         _, vals = asm.residual_and_jacobian(delta, params, ref=ref)
-        lam = adjoint(vals, fact, state_bar.delta)
+        lam = adjoint(asm, solver, vals, fact, state_bar.delta)
         _, pullback = jax.vjp(lambda p: asm.residual(delta, p, ref=ref), params)
         (p_bar,) = pullback(-lam)
         ok = state.status == CONVERGED
         p_bar = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, jnp.nan), p_bar)
-        return jnp.zeros_like(delta), p_bar
+        return None, jnp.zeros_like(delta), p_bar  # None: no cotangent for the topology
 
-    solve.defvjp(fwd, bwd)
+    steady.defvjp(fwd, bwd)
+
+    def solve(u0, params, topology=None):
+        return steady(device.topology if topology is None else topology, u0, params)
+
     return solve
