@@ -33,7 +33,9 @@ converge, but slowly (400-900 GMRES iterations on a random right-hand side of 7k
 since the coupling between the potential and the quasi-Fermi levels is as strong as the
 diagonal blocks; plain smoothed aggregation on the scalar matrix and node block-Jacobi
 stall (residual 1e-2 to 1e-1). ILU with threshold 1e-4 converges in 50-100 iterations on
-Newton right-hand sides and is the CPU default of the Krylov path.
+Newton right-hand sides near equilibrium, but diverges on the Newton systems of the 54k-unknown
+3D cell away from it (the minority quasi-Fermi levels of blocking layers; docs/benchmarks.md),
+where AIR converges in 89 iterations: AIR (``"gmres-amg"``) is the CPU default of the Krylov path.
 """
 
 from __future__ import annotations

@@ -405,9 +405,12 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       cuDSS on a GPU where the library is installed, else PARDISO where MKL exists, else KLU
       (SuperLU on a GPU without cuDSS or MKL: klujax runs on the CPU only);
     * above it: on a GPU the device-resident ``"jax-amg"`` (FGMRES + aggregation AMG,
-      :mod:`pvsim.amg`: no host round trip inside a Newton step); on the CPU GMRES with ILU on
-      the host (``"gmres-ilu"``). ``"jax-gmres"`` (block-Jacobi only) does not converge on
-      converged-state Jacobians (docs/benchmarks.md) and is chosen only by name.
+      :mod:`pvsim.amg`: no host round trip inside a Newton step); on the CPU GMRES with
+      pyamg's AIR on the host (``"gmres-amg"``): on the 3D NC cell at 54k unknowns it took
+      the sweep to 1 V in PARDISO's Newton iterations, while ILU (``"gmres-ilu"``) diverged
+      on the Newton systems away from equilibrium and had not reached 0.5 V after 20 min
+      (docs/benchmarks.md). ``"jax-gmres"`` (block-Jacobi only) does not converge on
+      converged-state Jacobians and is chosen only by name.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)
@@ -415,7 +418,7 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
     limit = limit_3d if nnz > DENSE_3D_ROW * max(n, 1) else AUTO_DIRECT_MAX_2D
     if n <= limit:
         return direct
-    return "jax-amg" if platform == "gpu" else "gmres-ilu"
+    return "jax-amg" if platform == "gpu" else "gmres-amg"
 
 
 def make_solver(name: str, rows, cols, n: int, groups=None) -> LinearSolver:
