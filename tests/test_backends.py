@@ -174,7 +174,7 @@ def test_auto_choice():
 
 @pytest.mark.slow
 def test_newton_with_krylov_matches_direct(monkeypatch):
-    """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU and with jax-amg gives the terminal
+    """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU, GMRES-AIR and jax-amg gives the terminal
     current of the direct back end to 1e-8 (slow: three Newton compilations of a 3D heat device)."""
     from bench_scale import build
 
@@ -184,7 +184,7 @@ def test_newton_with_krylov_matches_direct(monkeypatch):
 
     currents, its = {}, {}
     monkeypatch.setattr(amg, "record_stats", True)  # jax-amg's FGMRES iterations into krylov_stats
-    for name in ("pardiso" if "pardiso" in available_backends() else "klu", "gmres-ilu", "jax-amg"):
+    for name in ("pardiso" if "pardiso" in available_backends() else "klu", "gmres-ilu", "gmres-amg", "jax-amg"):
         dev = build(0.3, 1, name)
         krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
         out = run_sweep(dev, [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in (0.5, 1.0)])
