@@ -175,7 +175,7 @@ def test_auto_choice():
 @pytest.mark.slow
 def test_newton_with_krylov_matches_direct(monkeypatch):
     """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU, GMRES-AIR and jax-amg gives the terminal
-    current of the direct back end to 1e-8 (slow: three Newton compilations of a 3D heat device)."""
+    current of the direct back end to 1e-8 (slow: four Newton compilations of a 3D heat device)."""
     from bench_scale import build
 
     from pvsim.sweep import BiasPoint, run_sweep
