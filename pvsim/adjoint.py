@@ -24,12 +24,12 @@ voltages, set currents and work functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 
-from .newton import CONVERGED, newton_solve
+from .newton import CONVERGED
 
 
 @jax.tree_util.register_dataclass
@@ -60,11 +60,8 @@ def make_steady_state(device, chord: bool = False):
     ``solve``, as for :meth:`~pvsim.device.Device.solve_pure`: the index arrays then stay out
     of the compiled program (they receive no gradient).
     """
-    options = device.newton if chord else replace(device.newton, chord=False)
-
     def run(topology, u0, params):
-        asm, solver = device._bind(topology)
-        res = newton_solve(asm, solver, u0, params, options)
+        res = device.solve_pure(u0, params, chord, topology)
         return SteadyState(res.ref, res.delta, res.status), res.factorization
 
     @jax.custom_vjp
