@@ -432,7 +432,7 @@ def make_preconditioner(h: Hierarchy, data, rows, cols, transpose=False, options
 
 def fgmres(matvec, precond, b, rtol=1e-10, restart=30, maxiter=300, stall=0.5):
     """Flexible GMRES(restart), right preconditioned; traceable. Returns (x, iterations,
-    relative residual estimate). Stops when ||b - A x|| <= rtol ||b||, after ``maxiter``
+    true relative residual). Stops when ||b - A x|| <= rtol ||b||, after ``maxiter``
     Arnoldi steps, or when a full restart cycle reduced the residual by less than the factor
     ``stall`` (stagnation; then the last iterate is returned and the caller judges it)."""
     m = restart
@@ -474,8 +474,7 @@ def fgmres(matvec, precond, b, rtol=1e-10, restart=30, maxiter=300, stall=0.5):
         return (j < m) & (jnp.abs(g[j]) > tol) & (k < maxiter)
 
     def outer(st):
-        x, k, rel_old, _ = st
-        r = b - matvec(x)
+        x, r, k, rel_old, _ = st
         beta = jnp.linalg.norm(r)
         V = jnp.zeros((m + 1, n), b.dtype).at[0].set(r / jnp.where(beta > 0, beta, 1.0))
         init = (jnp.asarray(0), k, V, jnp.zeros((m, n), b.dtype), jnp.zeros((m + 1, m), b.dtype),
@@ -484,15 +483,18 @@ def fgmres(matvec, precond, b, rtol=1e-10, restart=30, maxiter=300, stall=0.5):
         used = jnp.arange(m) < j
         R = jnp.where(used[:, None] & used[None, :], H[:m], eye)
         y = jax.scipy.linalg.solve_triangular(R, jnp.where(used, g[:m], 0.0), lower=False)
-        return x + Z.T @ y, k, jnp.abs(g[j]) / jnp.where(bn > 0, bn, 1.0), rel_old
+        x = x + Z.T @ y
+        r = b - matvec(x)  # the true residual: the Arnoldi estimate drifts from it when S is
+        # badly conditioned and the preconditioner returns large vectors (measured: an estimate
+        # below 1e-10 with a true residual of 3e-4 on a Newton system of the 3D cell)
+        return x, r, k, jnp.linalg.norm(r) / jnp.where(bn > 0, bn, 1.0), rel_old
 
     def outer_go(st):
-        _, k, rel, rel_before = st
+        _, _, k, rel, rel_before = st
         return (rel > rtol) & (k < maxiter) & (rel < stall * rel_before)
 
-    x0 = jnp.zeros_like(b)
-    start = (x0, jnp.asarray(0), jnp.asarray(jnp.finfo(b.dtype).max), jnp.asarray(jnp.inf, b.dtype))
-    x, k, rel, _ = jax.lax.while_loop(outer_go, outer, start)
+    start = (jnp.zeros_like(b), b, jnp.asarray(0), jnp.asarray(jnp.finfo(b.dtype).max), jnp.asarray(jnp.inf, b.dtype))
+    x, _, k, rel, _ = jax.lax.while_loop(outer_go, outer, start)
     return jnp.where(bn > 0, x, 0.0), k, rel
 
 

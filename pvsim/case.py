@@ -277,7 +277,7 @@ class SolverSection(_Model):
     max_iterations: Annotated[int, Field(ge=1, le=500)] = 40
     max_step: Pos = 10.0
     linear_solver: Literal["auto", "pardiso", "klu", "scipy", "gmres-ilu", "gmres-amg", "jax-gmres",
-                           "jax-amg", "cudss"] = "auto"
+                           "jax-amg", "jax-air", "cudss"] = "auto"
     predictor: Literal["tangent", "secant", "none"] = "tangent"
 
 

@@ -119,7 +119,8 @@ class Device:
                                    np.array(org, dtype=np.int64), self.scales.tunnel_constant,
                                    field_floor, thermal_bc, jumps)
         self.solver = make_solver(self.linear_solver, np.asarray(self.asm.rows),
-                                  np.asarray(self.asm.cols), self.asm.n_dof, self.layout.dof_groups())
+                                  np.asarray(self.asm.cols), self.asm.n_dof, self.layout.dof_groups(),
+                                  reference=self._reference_jacobian)
         # The mesh topology (the assembler's index arrays and the solver's, e.g. jax-amg's
         # hierarchy) enters the compiled functions as arguments, not as closed-over constants:
         # embedded, it grows the program by ~8 MB of StableHLO per million indices (31 MB for
@@ -247,6 +248,13 @@ class Device:
             chi = self.region_specs[self.disc.site_region[site]].electron_affinity_eV
             return chi + c.barrier_eV
         return self.work_functions_eV.get(c.name, 0.0)
+
+    def _reference_jacobian(self) -> np.ndarray:
+        """Jacobian values at the initial guess of the base parameters (zero bias): the
+        reference from which ``jax-air`` fixes its C/F splitting (called once, if at all)."""
+        def values(asm, p):
+            return asm.residual_and_jacobian(self._guess_impl(p), p)[1]
+        return np.asarray(jax.jit(values)(self.asm, self.params()))
 
     # ------------------------------------------------------------------ solving
     def initial_guess(self, params: Params):

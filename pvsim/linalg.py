@@ -373,9 +373,15 @@ def _amg(rows, cols, n, groups=None):
     return AMGSolver(rows, cols, n, dof_node=node, dof_field=field)
 
 
+def _air(rows, cols, n, reference):
+    from .air import AIRSolver
+
+    return AIRSolver(rows, cols, n, reference=np.asarray(reference() if callable(reference) else reference))
+
+
 BACKENDS = {"pardiso": PardisoSolver, "klu": KLUSolver, "scipy": ScipySolver,
             "gmres-ilu": _krylov("gmres-ilu"), "gmres-amg": _krylov("gmres-amg"),
-            "jax-gmres": _krylov("jax-gmres"), "jax-amg": _amg, "cudss": _cudss}
+            "jax-gmres": _krylov("jax-gmres"), "jax-amg": _amg, "jax-air": _air, "cudss": _cudss}
 
 
 AMG_BACKENDS = ("jax-amg",)  # back ends that use the unknowns' (node, field) groups
@@ -421,11 +427,13 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
     return "jax-amg" if platform == "gpu" else "gmres-amg"
 
 
-def make_solver(name: str, rows, cols, n: int, groups=None) -> LinearSolver:
+def make_solver(name: str, rows, cols, n: int, groups=None, reference=None) -> LinearSolver:
     """Build back end ``name`` (a key of ``BACKENDS``, or ``"auto"``: see :func:`auto_backend`).
 
     ``groups``: optional (node, field) of every unknown (:meth:`pvsim.layout.Layout.dof_groups`),
-    used by ``"jax-amg"`` for its node blocks and aggregates."""
+    used by ``"jax-amg"`` for its node blocks and aggregates. ``reference``: Jacobian values
+    (nnz,), or a function returning them, from which ``"jax-air"`` fixes its C/F splitting and
+    neighbourhoods (:class:`pvsim.device.Device` passes the Jacobian at the initial guess)."""
     if name == "auto":
         name = auto_backend(int(n), len(rows))
     if name not in BACKENDS:
@@ -434,4 +442,8 @@ def make_solver(name: str, rows, cols, n: int, groups=None) -> LinearSolver:
         raise ValueError("linear solver 'pardiso' needs pypardiso (MKL, x86-64); use 'klu' or 'auto'")
     if name in AMG_BACKENDS:
         return BACKENDS[name](np.asarray(rows), np.asarray(cols), int(n), groups)
+    if name == "jax-air":
+        if reference is None:
+            raise ValueError("linear solver 'jax-air' needs reference Jacobian values (make_solver(..., reference=))")
+        return BACKENDS[name](np.asarray(rows), np.asarray(cols), int(n), reference)
     return BACKENDS[name](np.asarray(rows), np.asarray(cols), int(n))

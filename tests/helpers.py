@@ -1,6 +1,7 @@
 """Small builders shared by the tests."""
 
 import numpy as np
+import scipy.sparse as sp
 
 from pvsim.materials import MaterialSpec
 from pvsim.mesh import from_arrays
@@ -25,3 +26,16 @@ def split_regions(mesh, bounds, names):
     which = np.searchsorted(edges, cx)
     regions = {n: cells[which == k] for k, n in enumerate(names)}
     return from_arrays(mesh.points, regions, mesh.boundaries, axisymmetric=mesh.axisymmetric)
+
+
+def laplacian_3d(m, convection=0.0):
+    """7-point finite-difference -Laplacian (+ upwind convection along x) on an m^3 grid,
+    Dirichlet boundaries; CSR-ordered (rows, cols, vals)."""
+    one = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(m, m))
+    conv = sp.diags([-1.0, 1.0], [-1, 0], shape=(m, m)) * convection
+    eye = sp.identity(m)
+    a = (sp.kron(sp.kron(eye, eye), one + conv) + sp.kron(sp.kron(eye, one), eye)
+         + sp.kron(sp.kron(one, eye), eye)).tocsr()
+    a.sort_indices()
+    coo = a.tocoo()
+    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, a

@@ -18,20 +18,9 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
+from helpers import laplacian_3d
+
 from pvsim import amg
-
-
-def laplacian_3d(m, convection=0.0):
-    """7-point finite-difference -Laplacian (+ upwind convection along x) on an m^3 grid,
-    Dirichlet boundaries; CSR-ordered (rows, cols, vals)."""
-    one = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(m, m))
-    conv = sp.diags([-1.0, 1.0], [-1, 0], shape=(m, m)) * convection
-    eye = sp.identity(m)
-    a = (sp.kron(sp.kron(eye, eye), one + conv) + sp.kron(sp.kron(eye, one), eye)
-         + sp.kron(sp.kron(one, eye), eye)).tocsr()
-    a.sort_indices()
-    coo = a.tocoo()
-    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, a
 
 
 def test_galerkin_product_equals_explicit_ptap():

@@ -42,7 +42,8 @@ def system():
 
 
 def _solve(name, s):
-    solver = make_solver(name, s["rows"], s["cols"], s["n"], s["dev"].layout.dof_groups())
+    solver = make_solver(name, s["rows"], s["cols"], s["n"], s["dev"].layout.dof_groups(),
+                         reference=s["dev"]._reference_jacobian)  # jax-air: the 0 V initial guess
     r, c, v = jnp.asarray(s["rows"]), jnp.asarray(s["cols"]), jnp.asarray(s["vals"])
     x, fact = jax.jit(solver.factor_solve)(v, jnp.asarray(s["b"]), r, c)
     xt = jax.jit(solver.resolve_transpose)(fact, jnp.asarray(s["bt"]), r, c)
@@ -68,7 +69,7 @@ def test_backend_reproduces_direct_solve(system, name):
     res = _residual(system, x)
     print(f"{name}: n={system['n']} forward {err:.1e}, residual {res:.1e}")
     assert res < 1e-9
-    if name == "jax-amg":
+    if name in ("jax-amg", "jax-air"):
         # FGMRES stops at a relative residual of 1e-10 of the equilibrated system, and this
         # matrix has ||S^-1|| ~ 1e10 (measured here: residual 8e-11, forward error 2); at 1000
         # iterations it stalls at 1.7e-12, so the forward error is not what it controls. What
@@ -77,7 +78,7 @@ def test_backend_reproduces_direct_solve(system, name):
     assert err < (5e-3 if name == "gmres-amg" else 1e-4)
 
 
-@pytest.mark.parametrize("name", ["scipy", "pardiso", "klu", "gmres-ilu", "jax-amg", "cudss"])
+@pytest.mark.parametrize("name", ["scipy", "pardiso", "klu", "gmres-ilu", "jax-amg", "jax-air", "cudss"])
 def test_transposed_solve(system, name):
     """J^T x = b (the adjoint system). The error is measured in the equilibrated unknowns
     y = x / r (r: the row scaling of J, up to 1e40 on rows whose carrier density is tiny):
@@ -174,8 +175,8 @@ def test_auto_choice():
 
 @pytest.mark.slow
 def test_newton_with_krylov_matches_direct(monkeypatch):
-    """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU, GMRES-AIR and jax-amg gives the terminal
-    current of the direct back end to 1e-8 (slow: four Newton compilations of a 3D heat device)."""
+    """A sweep (equilibrium, 0.5 V, 1 V) with GMRES-ILU, GMRES-AIR, jax-amg and jax-air gives the
+    terminal current of the direct back end to 1e-8 (slow: five Newton compilations of a 3D heat device)."""
     from bench_scale import build
 
     from pvsim.sweep import BiasPoint, run_sweep
@@ -183,8 +184,9 @@ def test_newton_with_krylov_matches_direct(monkeypatch):
     from pvsim import amg
 
     currents, its = {}, {}
-    monkeypatch.setattr(amg, "record_stats", True)  # jax-amg's FGMRES iterations into krylov_stats
-    for name in ("pardiso" if "pardiso" in available_backends() else "klu", "gmres-ilu", "gmres-amg", "jax-amg"):
+    monkeypatch.setattr(amg, "record_stats", True)  # jax-amg's / jax-air's FGMRES iterations into krylov_stats
+    for name in ("pardiso" if "pardiso" in available_backends() else "klu", "gmres-ilu", "gmres-amg", "jax-amg",
+                 "jax-air"):
         dev = build(0.3, 1, name)
         krylov.krylov_stats.update(solves=0, iterations=0, not_converged=0, setups=0)
         out = run_sweep(dev, [BiasPoint(np.array([v, 0.0]), np.zeros(2)) for v in (0.5, 1.0)])

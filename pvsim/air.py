@@ -1,0 +1,335 @@
+"""Device-resident AIR algebraic multigrid + flexible GMRES: the ``"jax-air"`` back end.
+
+Why AIR. Away from equilibrium the minority-carrier continuity rows of the Jacobian are
+advection-dominated: Scharfetter-Gummel couplings are exponentially one-sided in a field, so a
+row couples strongly to its upstream neighbour and hardly at all downstream. Galerkin
+aggregation (:mod:`pvsim.amg`, R = P^T) misses that and stalls (docs/benchmarks.md, 1e4 cell:
+368 iterations with an exact coarse solve, 1000 and NaN in the sweep). Approximate ideal
+restriction (Manteuffel, Ruge and Southworth 2018, SIAM J. Sci. Comput. 40:A4105;
+Manteuffel, Southworth et al. 2019, SIAM J. Sci. Comput. 41:S242) builds R so that R A
+vanishes on a neighbourhood of F-points, which is what a one-sided coupling needs.
+
+Static shapes. pyamg's AIR (the CPU ``gmres-amg`` back end) chooses everything from the
+values of each matrix; inside a jitted Newton loop the shapes must be fixed. Measured on the
+Newton systems of the 1e4 cell and the 2D diode (docs/benchmarks.md), the parts can be fixed
+as follows, once per device, from a *reference* Jacobian (the one at the initial guess):
+
+* the C/F splitting of every level (classical strength, theta 0.3, Ruge-Stueben splitting with
+  second pass, as pyamg's ``air_solver``) and the one-point interpolation P (each F-point takes
+  the value of its strongest C-neighbour in the reference): a fixed map;
+* the neighbourhood of every C-point: its F-neighbours in the level's pattern, at most ``k_max``
+  of them (the largest in the reference).
+
+What must follow the current values is R: for each C-point i the row z of R on its
+neighbourhood N solves z A[N, N] = -A[i, N] (a batch of small dense solves, one per C-point),
+where N keeps only the neighbours strongly coupled to i in the *current* matrix
+(|a_ij| >= 0.05 max_k |a_ik|, pyamg's local AIR, degree 1); the others are masked out of the
+local system. Neighbourhoods taken from the reference strength instead gave 1066 iterations on
+the first Newton system after a bias step, against 14 with the masking. The coarse matrix
+R A P then has a fixed pattern, and its values are one segment sum over precomputed
+(R entry, A entry, coarse entry) triples.
+
+Cycle: V-cycle without pre-smoothing, post-smoothing by Jacobi on the F-points twice and then on
+the C-points (pyamg's default "FFC" for AIR); the coarsest level (at most ``coarse_max``
+unknowns) is factorised densely. The transposed solve (adjoint) applies the exact transpose of
+this cycle with the same set-up, so S^T M^T = (M S)^T has the spectrum of the forward
+preconditioned operator.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+
+from .amg import _count, _spmv, fgmres
+from .linalg import Factorization, LinearSolver, equilibrate
+
+
+def _static():
+    return field(metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class AIRLevel:
+    """Index data of one level (the pattern of the finest level arrives traced)."""
+
+    rows: np.ndarray | None
+    cols: np.ndarray | None
+    diag: np.ndarray  # (n,) entry of each diagonal (nnz: absent)
+    off: np.ndarray  # (nnz,) True off the diagonal
+    w_f: np.ndarray  # (n,) 1.0 on F-points
+    coarse_of: np.ndarray  # (n,) coarse unknown each unknown takes its value from (nc: none)
+    c_points: np.ndarray  # (nc,) fine index of each C-point
+    nbr: np.ndarray  # (nc, k+1) neighbourhood (n: padding), last column the C-point itself
+    local_entry: np.ndarray  # (nc, k, k) entry of A[N_a, N_b] (nnz: absent)
+    row_entry: np.ndarray  # (nc, k) entry of A[i, N_a] (nnz: absent)
+    t_z: np.ndarray  # RAP triples: flat index into z (nc * (k+1))
+    t_e: np.ndarray  # ... entry of A
+    t_q: np.ndarray  # ... coarse entry
+    n: int = _static()
+    nc: int = _static()
+    nnz_coarse: int = _static()
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class AIRHierarchy:
+    levels: tuple[AIRLevel, ...]
+    coarse_rows: np.ndarray  # pattern of the coarsest level (dense LU)
+    coarse_cols: np.ndarray
+    n_coarse: int = _static()
+
+    @property
+    def sizes(self) -> list[int]:
+        return [lv.n for lv in self.levels] + [self.n_coarse]
+
+
+def _entry_lookup(rows, cols, n):
+    """f(r, c) -> entry index of (r, c) in a CSR-sorted pattern, len(rows) where absent."""
+    key = rows.astype(np.int64) * n + cols
+    if np.any(np.diff(key) <= 0):
+        raise ValueError("jax-air: the pattern must be CSR-ordered without duplicates")
+
+    def find(r, c):
+        k = np.asarray(r, np.int64) * n + np.asarray(c, np.int64)
+        pos = np.minimum(np.searchsorted(key, k), len(key) - 1)
+        return np.where((key[pos] == k) & (np.asarray(r) < n) & (np.asarray(c) < n), pos, len(key))
+    return find
+
+
+def _local_air(v, lv: AIRLevel, theta):
+    """Rows z (nc, k+1) of R on the neighbourhoods (last column: 1 at the C-point), from the
+    current values ``v`` (one batched dense solve per level)."""
+    nnz = v.shape[0]
+    vp = jnp.concatenate([v, jnp.zeros(1, v.dtype)])
+    rows = lv.rows
+    offmax = jax.ops.segment_max(jnp.where(lv.off, jnp.abs(v), 0.0), rows, num_segments=lv.n)
+    a_row = vp[lv.row_entry]  # (nc, k)
+    keep = (jnp.abs(a_row) >= theta * offmax[lv.c_points][:, None]) & (lv.row_entry < nnz) & (a_row != 0)
+    m = vp[lv.local_entry]  # (nc, k, k)
+    both = keep[:, :, None] & keep[:, None, :]
+    k = m.shape[-1]
+    eye = jnp.eye(k, dtype=v.dtype)
+    m = jnp.where(both, m, eye)
+    rhs = jnp.where(keep, -a_row, 0.0)
+    z = jnp.linalg.solve(jnp.swapaxes(m, 1, 2), rhs[..., None])[..., 0]
+    z = jnp.where(jnp.all(jnp.isfinite(z), axis=1, keepdims=True), z, 0.0)
+    return jnp.concatenate([z, jnp.ones((z.shape[0], 1), v.dtype)], axis=1)
+
+
+def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12, theta=0.3):
+    """AIR hierarchy (index data) of a CSR-ordered pattern from the reference values."""
+    from pyamg.classical.interpolate import one_point_interpolation
+    from pyamg.classical.split import RS
+    from pyamg.strength import classical_strength_of_connection
+
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    r, c = (np.asarray(x) for x in equilibrate(rows, cols, jnp.asarray(reference), n))
+    vals = np.asarray(reference) * r[rows] * c[cols]
+    levels = []
+    while n > coarse_max and len(levels) < max_levels - 1:
+        find = _entry_lookup(rows, cols, n)
+        a0 = sp.csr_matrix((vals, cols, np.r_[0, np.cumsum(np.bincount(rows, minlength=n))]), shape=(n, n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s0 = classical_strength_of_connection(a0, theta=theta, norm="min")
+            split = RS(s0, second_pass=True)
+            p0 = sp.csr_matrix(one_point_interpolation(a0, s0, split))
+        c_pts = np.flatnonzero(split == 1)
+        nc = len(c_pts)
+        if nc == 0 or nc == n or nc > 0.9 * n:
+            break
+        coarse_of = np.full(n, nc, np.int64)
+        has = np.diff(p0.indptr) > 0
+        coarse_of[has] = p0.indices[p0.indptr[:-1][has]]
+        # neighbourhoods: the k_max largest F-neighbours (reference) of each C-point
+        is_f = split == 0
+        cand = is_f[cols] & (rows != cols) & (split[rows] == 1)
+        er, ec, ea = rows[cand], cols[cand], np.abs(vals[cand])
+        order = np.lexsort((-ea, er))
+        er, ec = er[order], ec[order]
+        start = np.searchsorted(er, er, side="left")
+        rank = np.arange(len(er)) - start
+        sel = rank < k_max
+        er, ec, rank = er[sel], ec[sel], rank[sel]
+        k = int(rank.max()) + 1 if len(rank) else 1
+        cidx = np.full(n, -1, np.int64)
+        cidx[c_pts] = np.arange(nc)
+        nbr = np.full((nc, k + 1), n, np.int64)
+        nbr[cidx[er], rank] = ec
+        nbr[:, k] = c_pts
+        local_entry = find(nbr[:, :k, None], nbr[:, None, :k])
+        row_entry = find(c_pts[:, None], nbr[:, :k])
+        # RAP triples: z slot (I, a) x entry e of row nbr[I, a] -> coarse (I, coarse_of[col e])
+        indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))]
+        flat = nbr.reshape(-1)
+        slot = np.flatnonzero(flat < n)
+        length = indptr[flat[slot] + 1] - indptr[flat[slot]]
+        t_z = np.repeat(slot, length)
+        t_e = np.repeat(indptr[flat[slot]] - (np.cumsum(length) - length), length) + np.arange(length.sum())
+        ccol = coarse_of[cols[t_e]]
+        ok = ccol < nc
+        t_z, t_e, ccol = t_z[ok], t_e[ok], ccol[ok]
+        ckey = (t_z // (k + 1)) * nc + ccol
+        ukey, t_q = np.unique(ckey, return_inverse=True)
+        info = dict(rows=rows if levels else None, cols=cols if levels else None,
+                    diag=find(np.arange(n), np.arange(n)), off=rows != cols, w_f=is_f.astype(np.float64),
+                    coarse_of=coarse_of, c_points=c_pts, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
+                    t_z=t_z, t_e=t_e, t_q=t_q, n=int(n), nc=int(nc), nnz_coarse=len(ukey))
+        # int32 indices: half the memory of the largest arrays (the triples) on the device
+        lv = AIRLevel(**{k: (v.astype(np.int32) if isinstance(v, np.ndarray) and v.dtype == np.int64 else v)
+                         for k, v in info.items()})
+        # the reference values of the coarse level
+        z = np.asarray(_local_air(jnp.asarray(vals), _with_pattern(lv, rows, cols), 0.05))
+        vals = np.bincount(t_q, weights=z.reshape(-1)[t_z] * vals[t_e], minlength=len(ukey))
+        levels.append(lv)
+        rows, cols, n = ukey // nc, ukey % nc, nc
+    if n > 4 * coarse_max:
+        raise ValueError(f"jax-air: coarsening stopped at {n} unknowns; use a direct or host Krylov back end")
+    return AIRHierarchy(tuple(levels), rows, cols, n_coarse=int(n))
+
+
+def _with_pattern(lv: AIRLevel, rows, cols) -> AIRLevel:
+    if lv.rows is not None:
+        return lv
+    return AIRLevel(**{**{f: getattr(lv, f) for f in lv.__dataclass_fields__}, "rows": rows, "cols": cols})
+
+
+def air_setup(h: AIRHierarchy, vals, rows, cols, theta=0.05):
+    """Per-level values, R rows, Jacobi weights and the coarsest LU (device, every Jacobian)."""
+    out = []
+    v = vals
+    for lv in h.levels:
+        lv = _with_pattern(lv, rows, cols)
+        z = _local_air(v, lv, theta)
+        d = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.diag]
+        inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
+        out.append(dict(vals=v, z=z, inv_d=inv_d))
+        v = jax.ops.segment_sum(z.reshape(-1)[lv.t_z] * v[lv.t_e], lv.t_q, num_segments=lv.nnz_coarse)
+    dense = jnp.zeros((h.n_coarse, h.n_coarse), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
+    out.append(dict(lu=jax.scipy.linalg.lu_factor(dense)))
+    return out
+
+
+def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
+    """M(b) ~ S^-1 b (S^T: the exact transpose of the same cycle)."""
+    levels = [_with_pattern(lv, rows, cols) for lv in h.levels]
+
+    def sweeps(k):  # post-smoothing: Jacobi on F, F, then C (weights diag^-1 masked)
+        lv, d = levels[k], data[k]
+        wf = lv.w_f * d["inv_d"]
+        return (wf, wf, (1.0 - lv.w_f) * d["inv_d"])
+
+    def amul(k, x, t):
+        lv = levels[k]
+        return _spmv(data[k]["vals"], lv.rows, lv.cols, lv.n, x, t)
+
+    def restrict(k, b):  # R b
+        lv = levels[k]
+        bp = jnp.concatenate([b, jnp.zeros(1, b.dtype)])
+        return jnp.sum(data[k]["z"] * bp[lv.nbr], axis=1)
+
+    def restrict_t(k, e):  # R^T e
+        lv = levels[k]
+        return jnp.zeros(lv.n + 1, e.dtype).at[lv.nbr].add(data[k]["z"] * e[:, None])[:-1]
+
+    def prolong(k, e):  # P e
+        return jnp.concatenate([e, jnp.zeros(1, e.dtype)])[levels[k].coarse_of]
+
+    def prolong_t(k, x):  # P^T x
+        return jax.ops.segment_sum(x, levels[k].coarse_of, num_segments=levels[k].nc + 1)[:-1]
+
+    def cycle(k, b):
+        if k == len(levels):
+            return jax.scipy.linalg.lu_solve(data[k]["lu"], b)
+        x = prolong(k, cycle(k + 1, restrict(k, b)))
+        for w in sweeps(k):
+            x = x + w * (b - amul(k, x, False))
+        return x
+
+    def cycle_t(k, y):
+        if k == len(levels):
+            return jax.scipy.linalg.lu_solve(data[k]["lu"], y, trans=1)
+        z = jnp.zeros_like(y)
+        for w in reversed(sweeps(k)):  # M^T = B^T G1^T G2^T G3^T + W1 G2^T G3^T + W2 G3^T + W3
+            wy = w * y
+            z = z + wy
+            y = y - amul(k, wy, True)
+        return z + restrict_t(k, cycle_t(k + 1, prolong_t(k, y)))
+
+    return (lambda b: cycle_t(0, b)) if transpose else (lambda b: cycle(0, b))
+
+
+@dataclass(frozen=True, eq=False)
+class AIRSolver(LinearSolver):
+    """FGMRES preconditioned by the static-pattern AIR V-cycle, all in JAX. ``reference``: the
+    Jacobian values (nnz,) from which the splitting and neighbourhoods are fixed.
+
+    ``token`` of the factorisation: the FGMRES iterations of that solve."""
+
+    reference: np.ndarray | None = None
+    rtol: float = 1e-10
+    fail_rtol: float = 1e-4  # a solve ending above this relative residual returns NaN (see amg.py)
+    restart: int = 100
+    maxiter: int = 1000
+    stall: float = 0.5
+    k_max: int = 12
+    coarse_max: int = 1000
+
+    def __post_init__(self):
+        if self.reference is None:
+            raise ValueError("jax-air needs reference Jacobian values (Device passes the initial guess's)")
+        object.__setattr__(self, "hierarchy", build_air(self.rows, self.cols, self.n, self.reference,
+                                                        k_max=self.k_max, coarse_max=self.coarse_max))
+
+    def topology(self):
+        if not hasattr(self, "_device_hierarchy"):
+            object.__setattr__(self, "_device_hierarchy", jax.tree.map(jnp.asarray, self.hierarchy))
+        return self._device_hierarchy
+
+    def bind(self, topology):
+        bound = copy.copy(self)
+        object.__setattr__(bound, "hierarchy", topology)
+        return bound
+
+    def _krylov(self, vals, b, rows, cols, data, transpose):
+        from . import amg
+
+        m = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
+        x, its, rel = fgmres(lambda x: _spmv(vals, rows, cols, self.n, x, transpose), m, b, self.rtol,
+                             self.restart, self.maxiter, self.stall)
+        if amg.record_stats:
+            jax.debug.callback(_count, its, rel > self.rtol)
+        return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
+
+    def _factor_solve(self, vals, b, rows, cols):  # the scaled-system interface of LinearSolver
+        return self._krylov(vals, b, rows, cols, air_setup(self.hierarchy, vals, rows, cols), False)
+
+    def factor_solve(self, vals, b, rows, cols, near_null=None):
+        r, c = equilibrate(rows, cols, vals, self.n)
+        scaled = vals * r[rows] * c[cols]
+        data = air_setup(self.hierarchy, scaled, rows, cols)
+        y, its = self._krylov(scaled, r * b, rows, cols, data, False)
+        return c * y, Factorization(scaled, r, c, its, data)
+
+    def resolve(self, fact, b, rows, cols):
+        return fact.c * self._krylov(fact.vals, fact.r * b, rows, cols, fact.aux, False)[0]
+
+    def _resolve_transpose(self, fact, b, rows, cols):
+        return self._krylov(fact.vals, b, rows, cols, fact.aux, True)[0]
+
+    def empty_aux(self, nnz):
+        shapes = jax.eval_shape(lambda v: air_setup(self.hierarchy, v, self.rows, self.cols),
+                                jax.ShapeDtypeStruct((nnz,), jnp.float64))
+        return jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
+
+
+__all__ = ["AIRSolver", "build_air", "air_setup", "air_preconditioner"]
