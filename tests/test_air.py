@@ -3,7 +3,7 @@
 * every row of R annihilates A on the neighbours it keeps: (R A)[i, N_i] = 0, the defining
   identity of local approximate ideal restriction, checked with scipy products;
 * the coarse matrix built by segment sums over precomputed triples equals R A P formed with
-  scipy from the explicit R and P;
+  scipy from the explicit R and P, and the chunked product (large meshes) equals the one-shot one;
 * the transposed cycle is the adjoint of the cycle: <M x, y> = <x, M^T y>;
 * on a convection-dominated matrix (the one-sided coupling of minority carriers in a field)
   FGMRES converges in few iterations to the SuperLU solution, serially and under vmap, and the
@@ -175,3 +175,19 @@ def test_diode_newton_system_far_from_equilibrium():
     print(f"levels {solver.hierarchy.sizes}: FGMRES iterations {int(fact.token)}, equilibrated residual "
           f"{res:.1e}, forward error {err:.1e}")
     assert int(fact.token) <= 60 and res < 1e-9 and err < 1e-6
+
+
+def test_chunked_coarse_product_equals_one_shot(convection, monkeypatch):
+    """Above TRIPLE_CHUNK triples the coarse product runs as a loop over chunks (bounded
+    temporaries on 1e6-node meshes); it must give the same coarse matrices."""
+    s = convection
+    r, c, v = jnp.asarray(s["rows"]), jnp.asarray(s["cols"]), jnp.asarray(s["vals"])
+    ref = laplacian_3d(12, convection=10.0)[2]
+    one = air.air_setup(air.build_air(s["rows"], s["cols"], s["a"].shape[0], ref, coarse_max=100), v, r, c)
+    monkeypatch.setattr(air, "TRIPLE_CHUNK", 1000)
+    h = air.build_air(s["rows"], s["cols"], s["a"].shape[0], ref, coarse_max=100)
+    assert all(lv.t_q.shape[0] % 1000 == 0 and lv.t_q.shape[0] > 1000 for lv in h.levels)
+    chunked = jax.jit(lambda v: air.air_setup(h, v, r, c))(v)
+    for a, b in zip(one[1:-1], chunked[1:-1]):
+        np.testing.assert_allclose(np.asarray(b["vals"]), np.asarray(a["vals"]), rtol=0,
+                                   atol=1e-13 * float(jnp.max(jnp.abs(a["vals"]))))
