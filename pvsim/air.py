@@ -40,19 +40,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .amg import _count, _spmv, fgmres
+from .amg import _count, _spmv, _static, fgmres
 from .linalg import Factorization, LinearSolver, equilibrate
-
-
-def _static():
-    return field(metadata=dict(static=True))
 
 
 @jax.tree_util.register_dataclass
@@ -103,6 +99,7 @@ def _entry_lookup(rows, cols, n):
         k = np.asarray(r, np.int64) * n + np.asarray(c, np.int64)
         pos = np.minimum(np.searchsorted(key, k), len(key) - 1)
         return np.where((key[pos] == k) & (np.asarray(r) < n) & (np.asarray(c) < n), pos, len(key))
+
     return find
 
 

@@ -28,7 +28,8 @@ Measured on the 2D diode Jacobian (18k unknowns, 2 cores): PARDISO factor 40 ms 
 4 ms; SuperLU (COLAMD) 165 ms; klujax 227 ms per solve (scripts/bench_devsim.py).
 * ``"cudss"``: NVIDIA cuDSS on the GPU (:mod:`pvsim.cudss`), matrix and factors on the device.
 * Krylov back ends (:mod:`pvsim.krylov`: ``"gmres-ilu"``, ``"gmres-amg"``, ``"jax-gmres"``;
-  :mod:`pvsim.amg`: ``"jax-amg"``, flexible GMRES + aggregation AMG, all in JAX).
+  :mod:`pvsim.amg`: ``"jax-amg"``, flexible GMRES + aggregation AMG, all in JAX;
+  :mod:`pvsim.air`: ``"jax-air"``, flexible GMRES + AIR multigrid, all in JAX).
 """
 
 from __future__ import annotations
@@ -416,7 +417,9 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       the sweep to 1 V in PARDISO's Newton iterations, while ILU (``"gmres-ilu"``) diverged
       on the Newton systems away from equilibrium and had not reached 0.5 V after 20 min
       (docs/benchmarks.md). ``"jax-gmres"`` (block-Jacobi only) does not converge on
-      converged-state Jacobians and is chosen only by name.
+      converged-state Jacobians and is chosen only by name. ``"jax-air"`` (:mod:`pvsim.air`,
+      device-resident AIR) converges far from equilibrium where ``"jax-amg"`` stalls, but its
+      memory at 1e6 nodes (~50 GB, estimated) is not yet measured on a GPU: by name only.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)
