@@ -38,7 +38,6 @@ preconditioned operator.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 
@@ -47,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .amg import _count, _spmv, _static, fgmres
-from .linalg import Factorization, LinearSolver, equilibrate
+from .amg import DeviceKrylov, _spmv, _static
+from .linalg import Factorization, equilibrate
 
 
 @jax.tree_util.register_dataclass
@@ -297,18 +296,13 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
 
 
 @dataclass(frozen=True, eq=False)
-class AIRSolver(LinearSolver):
+class AIRSolver(DeviceKrylov):
     """FGMRES preconditioned by the static-pattern AIR V-cycle, all in JAX. ``reference``: the
     Jacobian values (nnz,) from which the splitting and neighbourhoods are fixed.
 
     ``token`` of the factorisation: the FGMRES iterations of that solve."""
 
     reference: np.ndarray | None = None
-    rtol: float = 1e-10
-    fail_rtol: float = 1e-4  # a solve ending above this relative residual returns NaN (see amg.py)
-    restart: int = 100
-    maxiter: int = 1000
-    stall: float = 0.5
     k_max: int = 12
     coarse_max: int = 1000
 
@@ -318,25 +312,9 @@ class AIRSolver(LinearSolver):
         object.__setattr__(self, "hierarchy", build_air(self.rows, self.cols, self.n, self.reference,
                                                         k_max=self.k_max, coarse_max=self.coarse_max))
 
-    def topology(self):
-        if not hasattr(self, "_device_hierarchy"):
-            object.__setattr__(self, "_device_hierarchy", jax.tree.map(jnp.asarray, self.hierarchy))
-        return self._device_hierarchy
-
-    def bind(self, topology):
-        bound = copy.copy(self)
-        object.__setattr__(bound, "hierarchy", topology)
-        return bound
-
     def _krylov(self, vals, b, rows, cols, data, transpose):
-        from . import amg
-
         m = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
-        x, its, rel = fgmres(lambda x: _spmv(vals, rows, cols, self.n, x, transpose), m, b, self.rtol,
-                             self.restart, self.maxiter, self.stall)
-        if amg.record_stats:
-            jax.debug.callback(_count, its, rel > self.rtol)
-        return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
+        return self._fgmres(vals, b, rows, cols, m, transpose)
 
     def _factor_solve(self, vals, b, rows, cols):  # the scaled-system interface of LinearSolver
         return self._krylov(vals, b, rows, cols, air_setup(self.hierarchy, vals, rows, cols), False)

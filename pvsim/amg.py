@@ -498,28 +498,17 @@ def fgmres(matvec, precond, b, rtol=1e-10, restart=30, maxiter=300, stall=0.5):
     return jnp.where(bn > 0, x, 0.0), k, rel
 
 
-@dataclass(frozen=True, eq=False)
-class AMGSolver(LinearSolver):
-    """FGMRES preconditioned by the aggregation AMG K-cycle, all in JAX.
+@dataclass(frozen=True, eq=False, kw_only=True)  # keyword-only: subclasses' fields stay positional
+class DeviceKrylov(LinearSolver):
+    """Shared part of the device-resident Krylov back ends (``jax-amg``, ``jax-air``): a
+    multigrid hierarchy of index arrays passed as the jitted caller's argument, and FGMRES
+    with the failure rule of the module docstring. Subclasses set ``self.hierarchy``."""
 
-    ``token`` of the returned factorisation: the FGMRES iterations of that solve (there is no
-    host handle), so a caller can read the Krylov cost of a Newton step.
-    """
-
-    dof_node: np.ndarray | None = None
-    dof_field: np.ndarray | None = None
     rtol: float = 1e-10
     fail_rtol: float = 1e-4  # a solve ending above this relative residual returns NaN (docstring)
     restart: int = 100
     maxiter: int = 1000
     stall: float = 0.5  # stop when a restart cycle reduces the residual by less than this factor
-    coarse_max: int = 1200
-    options: AMGOptions = AMGOptions()
-
-    def __post_init__(self):
-        object.__setattr__(self, "hierarchy", build_hierarchy(
-            self.rows, self.cols, self.n, self.dof_node, self.dof_field, coarse_max=self.coarse_max,
-            colour=self.options.smoother == "gs"))
 
     def topology(self):
         if not hasattr(self, "_device_hierarchy"):  # once: the hierarchy's arrays on the device
@@ -531,22 +520,45 @@ class AMGSolver(LinearSolver):
         object.__setattr__(bound, "hierarchy", topology)
         return bound
 
+    def _fgmres(self, vals, b, rows, cols, precond, transpose):
+        """Solve the equilibrated system S x = b (S^T x = b) by FGMRES with ``precond``;
+        returns (x, or NaN where the solve failed, iterations)."""
+        def matvec(x):
+            return _spmv(vals, rows, cols, self.n, x, transpose)
+
+        x, its, rel = fgmres(matvec, precond, b, self.rtol, self.restart, self.maxiter, self.stall)
+        if record_stats:
+            jax.debug.callback(_count, its, rel > self.rtol)
+        # a stalled solve is a failure (NaN: Newton reports it and the sweep cuts its step),
+        # never a small update that Newton could take for convergence
+        return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
+
+
+@dataclass(frozen=True, eq=False)
+class AMGSolver(DeviceKrylov):
+    """FGMRES preconditioned by the aggregation AMG K-cycle, all in JAX.
+
+    ``token`` of the returned factorisation: the FGMRES iterations of that solve (there is no
+    host handle), so a caller can read the Krylov cost of a Newton step.
+    """
+
+    dof_node: np.ndarray | None = None
+    dof_field: np.ndarray | None = None
+    coarse_max: int = 1200
+    options: AMGOptions = AMGOptions()
+
+    def __post_init__(self):
+        object.__setattr__(self, "hierarchy", build_hierarchy(
+            self.rows, self.cols, self.n, self.dof_node, self.dof_field, coarse_max=self.coarse_max,
+            colour=self.options.smoother == "gs"))
+
     def _setup(self, vals, log_weights, rows, cols, transpose=False):
         return _setup(self.hierarchy, vals, log_weights, rows, cols, transpose)
 
     def _krylov(self, vals, b, rows, cols, data, transpose):
         """Solve the equilibrated system S x = b (S^T x = b) with the set-up ``data``."""
         m = make_preconditioner(self.hierarchy, data, rows, cols, transpose, self.options)
-
-        def matvec(x):
-            return _spmv(vals, rows, cols, self.n, x, transpose)
-
-        x, its, rel = fgmres(matvec, m, b, self.rtol, self.restart, self.maxiter, self.stall)
-        if record_stats:
-            jax.debug.callback(_count, its, rel > self.rtol)
-        # a stalled solve is a failure (NaN: Newton reports it and the sweep cuts its step),
-        # never a small update that Newton could take for convergence
-        return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
+        return self._fgmres(vals, b, rows, cols, m, transpose)
 
     # The public calls are overridden: the set-up needs the scalings (near-null vector v / c)
     # and is kept in the factorisation, so chord steps and tangents reuse it.
@@ -581,4 +593,5 @@ class AMGSolver(LinearSolver):
         return self._krylov(fact.vals, b, rows, cols, data, True)[0]
 
 
-__all__ = ["AMGSolver", "AMGOptions", "build_hierarchy", "aggregate_nodes", "fgmres", "make_preconditioner"]
+__all__ = ["AMGSolver", "AMGOptions", "DeviceKrylov", "build_hierarchy", "aggregate_nodes", "fgmres",
+           "make_preconditioner"]

@@ -39,3 +39,23 @@ def laplacian_3d(m, convection=0.0):
     a.sort_indices()
     coo = a.tocoo()
     return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data, a
+
+
+def diode_far_from_equilibrium():
+    """The 2D diode (cases/diode_2d.toml) one full Newton step after a jump from equilibrium
+    to 0.3 V (quasi-Fermi levels spread over ~12 V_T): (device, state u, residual f, Jacobian
+    values) of the next Newton system."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from pvsim.case import build_device, load_case
+    from pvsim.newton import newton_solve
+
+    case, base = load_case(Path(__file__).resolve().parent.parent / "cases" / "diode_2d.toml")
+    dev = build_device(case, base)
+    p0 = dev.params(np.zeros(2))
+    eq = dev.solve(dev.initial_guess(p0), p0)
+    p1 = dev.params(np.array([0.3, 0.0]))
+    u = newton_solve(dev.asm, dev.solver, eq.u, p1, replace(dev.newton, max_iter=1, chord=False)).u
+    f, vals = dev.asm.residual_and_jacobian(u, p1)
+    return dev, u, f, vals

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from helpers import laplacian_3d
+from helpers import diode_far_from_equilibrium, laplacian_3d
 
 from pvsim import air
 
@@ -149,20 +149,9 @@ def test_diode_newton_system_far_from_equilibrium():
     """The 2D diode one Newton step after a jump from equilibrium to 0.3 V (quasi-Fermi levels
     spread over ~12 V_T), splitting fixed from the Jacobian at the initial guess: the solution
     equals SuperLU's in the equilibrated unknowns."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from pvsim.case import build_device, load_case
     from pvsim.linalg import equilibrate
-    from pvsim.newton import newton_solve
 
-    case, base = load_case(Path(__file__).resolve().parent.parent / "cases" / "diode_2d.toml")
-    dev = build_device(case, base)
-    p0 = dev.params(np.zeros(2))
-    eq = dev.solve(dev.initial_guess(p0), p0)
-    p1 = dev.params(np.array([0.3, 0.0]))
-    u = newton_solve(dev.asm, dev.solver, eq.u, p1, replace(dev.newton, max_iter=1, chord=False)).u
-    f, vals = dev.asm.residual_and_jacobian(u, p1)
+    dev, u, f, vals = diode_far_from_equilibrium()
     rows, cols, n = np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof
     solver = air.AIRSolver(rows, cols, n, reference=dev._reference_jacobian())
     x, fact = jax.jit(solver.factor_solve)(vals, -f, jnp.asarray(rows), jnp.asarray(cols))

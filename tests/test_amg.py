@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
-from helpers import laplacian_3d
+from helpers import diode_far_from_equilibrium, laplacian_3d
 
 from pvsim import amg
 
@@ -169,19 +169,7 @@ def test_slotboom_near_null_vector_far_from_equilibrium():
     levels spread over ~12 V_T): exp(+phi_n), exp(-phi_p) (Assembler.near_null_log) are
     null vectors of the continuity blocks up to recombination, a constant is not; with
     them the AMG coarse space converges where the constant one stalls (docs/physics.md)."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from pvsim.case import build_device, load_case
-    from pvsim.newton import newton_solve
-
-    case, base = load_case(Path(__file__).resolve().parent.parent / "cases" / "diode_2d.toml")
-    dev = build_device(case, base)
-    p0 = dev.params(np.zeros(2))
-    eq = dev.solve(dev.initial_guess(p0), p0)
-    p1 = dev.params(np.array([0.3, 0.0]))
-    u = newton_solve(dev.asm, dev.solver, eq.u, p1, replace(dev.newton, max_iter=1, chord=False)).u
-    f, vals = dev.asm.residual_and_jacobian(u, p1)
+    dev, u, f, vals = diode_far_from_equilibrium()
     rows, cols, n = np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof
     node, field = dev.layout.dof_groups()
     log_v = dev.asm.near_null_log(u)
