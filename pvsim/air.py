@@ -49,6 +49,13 @@ import scipy.sparse as sp
 from .amg import DeviceKrylov, _spmv, _static
 from .linalg import Factorization, equilibrate
 
+#: strength threshold of the neighbours kept in R's local systems (as pyamg's air_solver)
+R_THETA = 0.05
+
+#: triples per step of the coarse-product loop: bounds the set-up's temporaries (two gathers
+#: and a product of this length, ~0.3 GB) whatever the mesh size
+TRIPLE_CHUNK = 1 << 24
+
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
@@ -191,10 +198,10 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
                     b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q, n=int(n), nc=int(nc), nnz_b=int(nnz_b),
                     nnz_coarse=len(ukey))
         # int32 indices: half the memory of the largest arrays (the triples) on the device
-        lv = AIRLevel(**{k: (v.astype(np.int32) if isinstance(v, np.ndarray) and v.dtype == np.int64 else v)
-                         for k, v in info.items()})
+        lv = AIRLevel(**{name: (a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype == np.int64 else a)
+                         for name, a in info.items()})
         # the reference values of the coarse level
-        z = np.asarray(_local_air(jnp.asarray(vals), _with_pattern(lv, rows, cols), 0.05))
+        z = np.asarray(_local_air(jnp.asarray(vals), _with_pattern(lv, rows, cols), R_THETA))
         b = np.bincount(b_of, weights=vals, minlength=len(ubkey))
         vals = np.bincount(t_q, weights=z.reshape(-1)[t_z] * b[t_b], minlength=len(ukey) + 1)[:len(ukey)]
         levels.append(lv)
@@ -208,11 +215,6 @@ def _with_pattern(lv: AIRLevel, rows, cols) -> AIRLevel:
     if lv.rows is not None:
         return lv
     return AIRLevel(**{**{f: getattr(lv, f) for f in lv.__dataclass_fields__}, "rows": rows, "cols": cols})
-
-
-#: triples per step of the coarse-product loop: bounds the set-up's temporaries (two gathers
-#: and a product of this length, ~0.3 GB) whatever the mesh size
-TRIPLE_CHUNK = 1 << 24
 
 
 def _triple_sum(z, b, lv: AIRLevel):
@@ -229,13 +231,13 @@ def _triple_sum(z, b, lv: AIRLevel):
     return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros(n_seg, z.dtype))[:-1]
 
 
-def air_setup(h: AIRHierarchy, vals, rows, cols, theta=0.05):
+def air_setup(h: AIRHierarchy, vals, rows, cols, theta=None):
     """Per-level values, R rows, Jacobi weights and the coarsest LU (device, every Jacobian)."""
     out = []
     v = vals
     for lv in h.levels:
         lv = _with_pattern(lv, rows, cols)
-        z = _local_air(v, lv, theta)
+        z = _local_air(v, lv, R_THETA if theta is None else theta)
         d = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.diag]
         inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
         out.append(dict(vals=v, z=z, inv_d=inv_d))

@@ -12,3 +12,11 @@ jax.config.update("jax_enable_x64", True)
 @pytest.fixture(scope="session")
 def x64():
     return True
+
+
+@pytest.fixture(scope="session")
+def diode_far():
+    """tests/helpers.diode_far_from_equilibrium, built once per test process (two AMG tests use it)."""
+    from helpers import diode_far_from_equilibrium
+
+    return diode_far_from_equilibrium()

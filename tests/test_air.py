@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from helpers import diode_far_from_equilibrium, laplacian_3d
+from helpers import laplacian_3d
 
 from pvsim import air
 
@@ -145,13 +145,13 @@ def test_needs_reference_values():
         make_solver("jax-air", rows, cols, a.shape[0])
 
 
-def test_diode_newton_system_far_from_equilibrium():
+def test_diode_newton_system_far_from_equilibrium(diode_far):
     """The 2D diode one Newton step after a jump from equilibrium to 0.3 V (quasi-Fermi levels
     spread over ~12 V_T), splitting fixed from the Jacobian at the initial guess: the solution
     equals SuperLU's in the equilibrated unknowns."""
     from pvsim.linalg import equilibrate
 
-    dev, u, f, vals = diode_far_from_equilibrium()
+    dev, u, f, vals = diode_far
     rows, cols, n = np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof
     solver = air.AIRSolver(rows, cols, n, reference=dev._reference_jacobian())
     x, fact = jax.jit(solver.factor_solve)(vals, -f, jnp.asarray(rows), jnp.asarray(cols))

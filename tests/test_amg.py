@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 
-from helpers import diode_far_from_equilibrium, laplacian_3d
+from helpers import laplacian_3d
 
 from pvsim import amg
 
@@ -164,12 +164,12 @@ def test_stalled_solve_is_nan():
     assert its == 1 and np.all(np.isnan(x))
 
 
-def test_slotboom_near_null_vector_far_from_equilibrium():
+def test_slotboom_near_null_vector_far_from_equilibrium(diode_far):
     """The 2D diode one full Newton step after a jump from equilibrium to 0.3 V (quasi-Fermi
     levels spread over ~12 V_T): exp(+phi_n), exp(-phi_p) (Assembler.near_null_log) are
     null vectors of the continuity blocks up to recombination, a constant is not; with
     them the AMG coarse space converges where the constant one stalls (docs/physics.md)."""
-    dev, u, f, vals = diode_far_from_equilibrium()
+    dev, u, f, vals = diode_far
     rows, cols, n = np.asarray(dev.asm.rows), np.asarray(dev.asm.cols), dev.asm.n_dof
     node, field = dev.layout.dof_groups()
     log_v = dev.asm.near_null_log(u)
