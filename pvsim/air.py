@@ -231,13 +231,13 @@ def _triple_sum(z, b, lv: AIRLevel):
     return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros(n_seg, z.dtype))[:-1]
 
 
-def air_setup(h: AIRHierarchy, vals, rows, cols, theta=None):
+def air_setup(h: AIRHierarchy, vals, rows, cols):
     """Per-level values, R rows, Jacobi weights and the coarsest LU (device, every Jacobian)."""
     out = []
     v = vals
     for lv in h.levels:
         lv = _with_pattern(lv, rows, cols)
-        z = _local_air(v, lv, R_THETA if theta is None else theta)
+        z = _local_air(v, lv, R_THETA)
         d = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.diag]
         inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
         out.append(dict(vals=v, z=z, inv_d=inv_d))
