@@ -38,6 +38,7 @@ preconditioned operator.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .amg import DeviceKrylov, _spmv, _static
-from .linalg import Factorization, equilibrate
+from .linalg import equilibrate
 
 #: strength threshold of the neighbours kept in R's local systems (as pyamg's air_solver)
 R_THETA = 0.05
@@ -212,9 +213,8 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
 
 
 def _with_pattern(lv: AIRLevel, rows, cols) -> AIRLevel:
-    if lv.rows is not None:
-        return lv
-    return AIRLevel(**{**{f: getattr(lv, f) for f in lv.__dataclass_fields__}, "rows": rows, "cols": cols})
+    """The level with the fine pattern filled in (the finest level's arrives traced)."""
+    return lv if lv.rows is not None else dataclasses.replace(lv, rows=rows, cols=cols)
 
 
 def _triple_sum(z, b, lv: AIRLevel):
@@ -318,26 +318,11 @@ class AIRSolver(DeviceKrylov):
         m = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
         return self._fgmres(vals, b, rows, cols, m, transpose)
 
-    def _factor_solve(self, vals, b, rows, cols):  # the scaled-system interface of LinearSolver
-        return self._krylov(vals, b, rows, cols, air_setup(self.hierarchy, vals, rows, cols), False)
+    def _data(self, scaled, c, rows, cols, near_null):
+        return air_setup(self.hierarchy, scaled, rows, cols)
 
-    def factor_solve(self, vals, b, rows, cols, near_null=None):
-        r, c = equilibrate(rows, cols, vals, self.n)
-        scaled = vals * r[rows] * c[cols]
-        data = air_setup(self.hierarchy, scaled, rows, cols)
-        y, its = self._krylov(scaled, r * b, rows, cols, data, False)
-        return c * y, Factorization(scaled, r, c, its, data)
-
-    def resolve(self, fact, b, rows, cols):
-        return fact.c * self._krylov(fact.vals, fact.r * b, rows, cols, fact.aux, False)[0]
-
-    def _resolve_transpose(self, fact, b, rows, cols):
+    def _resolve_transpose(self, fact, b, rows, cols):  # the transposed cycle, same set-up
         return self._krylov(fact.vals, b, rows, cols, fact.aux, True)[0]
-
-    def empty_aux(self, nnz):
-        shapes = jax.eval_shape(lambda v: air_setup(self.hierarchy, v, self.rows, self.cols),
-                                jax.ShapeDtypeStruct((nnz,), jnp.float64))
-        return jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
 
 
 __all__ = ["AIRSolver", "build_air", "air_setup", "air_preconditioner"]

@@ -55,6 +55,7 @@ currents equal PARDISO's.
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from dataclasses import dataclass, field
 
 import jax
@@ -533,6 +534,36 @@ class DeviceKrylov(LinearSolver):
         # never a small update that Newton could take for convergence
         return jnp.where(rel <= self.fail_rtol, x, jnp.nan), its.astype(jnp.int32)
 
+    # Subclasses provide the set-up of an equilibrated matrix and the preconditioned solve:
+    @abstractmethod
+    def _data(self, scaled, c, rows, cols, near_null):
+        """Per-Jacobian set-up of S = R J C (kept in ``Factorization.aux``; ``c``: the column scaling)."""
+
+    @abstractmethod
+    def _krylov(self, vals, b, rows, cols, data, transpose):
+        """Solve S x = b (S^T x = b) with the set-up ``data``: (x, iterations)."""
+
+    # The public calls are overridden: the set-up may need the scalings and is kept in the
+    # factorisation, so chord steps and tangents reuse it.
+    def factor_solve(self, vals, b, rows, cols, near_null=None):
+        r, c = equilibrate(rows, cols, vals, self.n)
+        scaled = vals * r[rows] * c[cols]
+        data = self._data(scaled, c, rows, cols, near_null)
+        y, its = self._krylov(scaled, r * b, rows, cols, data, False)
+        return c * y, Factorization(scaled, r, c, its, data)
+
+    def resolve(self, fact, b, rows, cols):
+        return fact.c * self._krylov(fact.vals, fact.r * b, rows, cols, fact.aux, False)[0]
+
+    def empty_aux(self, nnz):
+        shapes = jax.eval_shape(lambda v, c: self._data(v, c, self.rows, self.cols, None),
+                                jax.ShapeDtypeStruct((nnz,), jnp.float64),
+                                jax.ShapeDtypeStruct((self.n,), jnp.float64))
+        return jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
+
+    def _factor_solve(self, vals, b, rows, cols):  # the scaled-system interface of LinearSolver
+        return self._krylov(vals, b, rows, cols, self._data(vals, jnp.ones_like(b), rows, cols, None), False)
+
 
 @dataclass(frozen=True, eq=False)
 class AMGSolver(DeviceKrylov):
@@ -560,33 +591,13 @@ class AMGSolver(DeviceKrylov):
         m = make_preconditioner(self.hierarchy, data, rows, cols, transpose, self.options)
         return self._fgmres(vals, b, rows, cols, m, transpose)
 
-    # The public calls are overridden: the set-up needs the scalings (near-null vector v / c)
-    # and is kept in the factorisation, so chord steps and tangents reuse it.
-    def factor_solve(self, vals, b, rows, cols, near_null=None):
-        r, c = equilibrate(rows, cols, vals, self.n)
-        scaled = vals * r[rows] * c[cols]
+    def _data(self, scaled, c, rows, cols, near_null):  # the near-null vector of S is v / c
         log_w = -jnp.log(c) if near_null is None else near_null - jnp.log(c)
-        data = self._setup(scaled, log_w, rows, cols)
-        y, its = self._krylov(scaled, r * b, rows, cols, data, False)
-        return c * y, Factorization(scaled, r, c, its, data)
+        return self._setup(scaled, log_w, rows, cols)
 
-    def resolve(self, fact, b, rows, cols):
-        return fact.c * self._krylov(fact.vals, fact.r * b, rows, cols, fact.aux, False)[0]
-
-    def resolve_transpose(self, fact, b, rows, cols):
+    def resolve_transpose(self, fact, b, rows, cols):  # S^T has its own set-up (near-null 1/r)
         data = self._setup(fact.vals, -jnp.log(fact.r), rows, cols, transpose=True)
         return fact.r * self._krylov(fact.vals, fact.c * b, rows, cols, data, True)[0]
-
-    def empty_aux(self, nnz):
-        shapes = jax.eval_shape(lambda v, w: self._setup(v, w, self.rows, self.cols),
-                                jax.ShapeDtypeStruct((nnz,), jnp.float64),
-                                jax.ShapeDtypeStruct((self.n,), jnp.float64))
-        return jax.tree.map(lambda t: jnp.zeros(t.shape, t.dtype), shapes)
-
-    # the scaled-system interface of LinearSolver (unit near-null vector)
-    def _factor_solve(self, vals, b, rows, cols):
-        data = self._setup(vals, jnp.zeros_like(b), rows, cols)
-        return self._krylov(vals, b, rows, cols, data, False)
 
     def _resolve_transpose(self, fact, b, rows, cols):
         data = self._setup(fact.vals, jnp.zeros_like(b), rows, cols, transpose=True)
