@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from .amg import DeviceKrylov, _spmv, _static
+from .amg import DeviceKrylov, Packed, _static, pack_rows, packed_matvec, packed_values
 from .linalg import equilibrate
 
 #: strength threshold of the neighbours kept in R's local systems (as pyamg's air_solver)
@@ -77,6 +77,8 @@ class AIRLevel:
     t_z: np.ndarray  # R B triples: flat index into z (nc * (k+1))
     t_b: np.ndarray  # ... entry of B
     t_q: np.ndarray  # ... coarse entry
+    pack: Packed  # row-chunked layouts of the level's matrix and its transpose (the cycle's products)
+    pack_t: Packed
     n: int = _static()
     nc: int = _static()
     nnz_b: int = _static()
@@ -196,7 +198,8 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         info = dict(rows=rows if levels else None, cols=cols if levels else None,
                     diag=find(np.arange(n), np.arange(n)), off=rows != cols, w_f=is_f.astype(np.float64),
                     coarse_of=coarse_of, c_points=c_pts, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
-                    b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q, n=int(n), nc=int(nc), nnz_b=int(nnz_b),
+                    b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q, pack=pack_rows(rows, cols, n),
+                    pack_t=pack_rows(rows, cols, n, transpose=True), n=int(n), nc=int(nc), nnz_b=int(nnz_b),
                     nnz_coarse=len(ukey))
         # int32 indices: half the memory of the largest arrays (the triples) on the device
         lv = AIRLevel(**{name: (a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype == np.int64 else a)
@@ -240,7 +243,7 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
         z = _local_air(v, lv, R_THETA)
         d = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.diag]
         inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
-        out.append(dict(vals=v, z=z, inv_d=inv_d))
+        out.append(dict(vals=v, packed=packed_values(lv.pack, v), z=z, inv_d=inv_d))
         b = jax.ops.segment_sum(v, lv.b_of, num_segments=lv.nnz_b + 1)  # B = A P (+ a dropped slot)
         v = _triple_sum(z.reshape(-1), b, lv)
     dense = jnp.zeros((h.n_coarse, h.n_coarse), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
@@ -249,17 +252,20 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
 
 
 def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
-    """M(b) ~ S^-1 b (S^T: the exact transpose of the same cycle)."""
+    """(M, A): M(b) ~ S^-1 b and A(x) = S x in the packed layout (``transpose``: the exact
+    transpose of the same cycle, and S^T x)."""
     levels = [_with_pattern(lv, rows, cols) for lv in h.levels]
+    # the products of the cycle in the packed layout (S^T: packed once per transposed solve)
+    packed = [packed_values(lv.pack_t, d["vals"]) if transpose else d["packed"] for lv, d in zip(levels, data)]
 
     def sweeps(k):  # post-smoothing: Jacobi on F, F, then C (weights diag^-1 masked)
         lv, d = levels[k], data[k]
         wf = lv.w_f * d["inv_d"]
         return (wf, wf, (1.0 - lv.w_f) * d["inv_d"])
 
-    def amul(k, x, t):
+    def amul(k, x):
         lv = levels[k]
-        return _spmv(data[k]["vals"], lv.rows, lv.cols, lv.n, x, t)
+        return packed_matvec(lv.pack_t if transpose else lv.pack, packed[k], x)
 
     def restrict(k, b):  # R b
         lv = levels[k]
@@ -281,7 +287,7 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
             return jax.scipy.linalg.lu_solve(data[k]["lu"], b)
         x = prolong(k, cycle(k + 1, restrict(k, b)))
         for w in sweeps(k):
-            x = x + w * (b - amul(k, x, False))
+            x = x + w * (b - amul(k, x))
         return x
 
     def cycle_t(k, y):
@@ -291,10 +297,10 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
         for w in reversed(sweeps(k)):  # M^T = B^T G1^T G2^T G3^T + W1 G2^T G3^T + W2 G3^T + W3
             wy = w * y
             z = z + wy
-            y = y - amul(k, wy, True)
+            y = y - amul(k, wy)
         return z + restrict_t(k, cycle_t(k + 1, prolong_t(k, y)))
 
-    return (lambda b: cycle_t(0, b)) if transpose else (lambda b: cycle(0, b))
+    return (lambda b: cycle_t(0, b)) if transpose else (lambda b: cycle(0, b)), (lambda x: amul(0, x))
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,8 +321,8 @@ class AIRSolver(DeviceKrylov):
                                                         k_max=self.k_max, coarse_max=self.coarse_max))
 
     def _krylov(self, vals, b, rows, cols, data, transpose):
-        m = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
-        return self._fgmres(vals, b, rows, cols, m, transpose)
+        m, matvec = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
+        return self._fgmres(vals, b, rows, cols, m, transpose, matvec)
 
     def _data(self, scaled, c, rows, cols, near_null):
         return air_setup(self.hierarchy, scaled, rows, cols)

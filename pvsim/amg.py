@@ -292,6 +292,66 @@ def _spmv(vals, rows, cols, n, x, transpose=False):
     return jax.ops.segment_sum(vals * x[c], r, num_segments=n, indices_are_sorted=not transpose)
 
 
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Packed:
+    """Row-chunked ELL layout of a CSR-ordered pattern, for the products S x inside a cycle.
+
+    Each matrix row is cut into chunks of ``w`` slots; a chunk is one row of the (m, w) arrays.
+    S x is then a gather, a product and a sum along the chunk, plus a sorted segment sum over
+    the m chunks when rows span several. Measured on the 1e4 cell's Jacobian (2 CPU cores, 3.0M
+    entries): 3.8 ms against 16 ms for the segment sum over all entries (a scatter), which is
+    what the COO product costs; the values are packed once per Jacobian (one gather)."""
+
+    entry: np.ndarray  # (m, w) entry of each slot (nnz: padding)
+    col: np.ndarray  # (m, w) column of each slot (0 at padding)
+    owner: np.ndarray | None  # (m,) row of each chunk; None when each row is one chunk (m = n)
+    n: int = _static()
+
+
+def pack_rows(rows, cols, n, transpose=False, scatter_cost=4.0) -> Packed:
+    """Packed layout of S (``transpose``: of S^T, whose slots still index S's entries). The chunk
+    width minimises padded slots + ``scatter_cost`` x chunks (a chunk's segment-sum item costs
+    about four gathered products on the CPU), over powers of two and the longest row."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    nnz = len(rows)
+    order = np.arange(nnz)
+    if transpose:
+        order = np.lexsort((rows, cols))
+        rows, cols = cols[order], rows[order]
+    count = np.bincount(rows, minlength=n)
+    longest = max(int(count.max()) if n else 1, 1)
+    widths = [w for w in (4, 8, 16, 32, 64, 128, 256) if w < longest] + [longest]
+
+    def cost(w):
+        chunks = n if w == longest else int(np.sum(-(-count // w)))
+        return chunks * w + (0 if w == longest else scatter_cost * chunks)
+
+    w = min(widths, key=cost)
+    chunks = np.maximum(-(-count // w), 1 if w == longest else 0)
+    first = np.r_[0, np.cumsum(chunks)[:-1]]
+    slot = np.arange(nnz) - np.r_[0, np.cumsum(count)[:-1]][rows]
+    m = int(chunks.sum())
+    entry = np.full((m, w), nnz, np.int64)
+    col = np.zeros((m, w), np.int64)
+    at = (first[rows] + slot // w, slot % w)
+    entry[at], col[at] = order, cols
+    owner = None if w == longest else np.repeat(np.arange(n), chunks)
+    i32 = (lambda a: a.astype(np.int32)) if max(n, nnz) < 2**31 else (lambda a: a)  # noqa: E731
+    return Packed(i32(entry), i32(col), None if owner is None else i32(owner), n=int(n))
+
+
+def packed_values(p: Packed, vals):
+    """The values in the packed layout (padding 0)."""
+    return jnp.concatenate([vals, jnp.zeros(1, vals.dtype)])[p.entry]
+
+
+def packed_matvec(p: Packed, pv, x):
+    """S x from the packed values ``pv``."""
+    s = jnp.sum(pv * x[p.col], axis=-1)
+    return s if p.owner is None else jax.ops.segment_sum(s, p.owner, num_segments=p.n, indices_are_sorted=True)
+
+
 def _block_inverses(lv: Level, v):
     """Inverses (n_blocks, bmax, bmax) of the node-block diagonal of one level's matrix."""
     d = jnp.zeros(lv.n_blocks * lv.bmax * lv.bmax, v.dtype).at[lv.diag_flat].add(v[lv.diag_entry])
@@ -521,11 +581,13 @@ class DeviceKrylov(LinearSolver):
         object.__setattr__(bound, "hierarchy", topology)
         return bound
 
-    def _fgmres(self, vals, b, rows, cols, precond, transpose):
-        """Solve the equilibrated system S x = b (S^T x = b) by FGMRES with ``precond``;
+    def _fgmres(self, vals, b, rows, cols, precond, transpose, matvec=None):
+        """Solve the equilibrated system S x = b (S^T x = b) by FGMRES with ``precond``
+        (``matvec``: S x, S^T x, when the set-up has a faster product than the COO one);
         returns (x, or NaN where the solve failed, iterations)."""
-        def matvec(x):
-            return _spmv(vals, rows, cols, self.n, x, transpose)
+        if matvec is None:
+            def matvec(x):
+                return _spmv(vals, rows, cols, self.n, x, transpose)
 
         x, its, rel = fgmres(matvec, precond, b, self.rtol, self.restart, self.maxiter, self.stall)
         if record_stats:

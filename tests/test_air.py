@@ -103,13 +103,16 @@ def test_transposed_cycle_is_the_adjoint(convection):
     h = s["solver"].hierarchy
     r, c = jnp.asarray(s["rows"]), jnp.asarray(s["cols"])
     data = air.air_setup(h, jnp.asarray(s["vals"]), r, c)
-    m = air.air_preconditioner(h, data, r, c)
-    mt = air.air_preconditioner(h, data, r, c, transpose=True)
+    m, a = air.air_preconditioner(h, data, r, c)
+    mt, at = air.air_preconditioner(h, data, r, c, transpose=True)
     rng = np.random.default_rng(3)
     for _ in range(3):
         x, y = (jnp.asarray(rng.standard_normal(s["a"].shape[0])) for _ in range(2))
         lhs, rhs = float(jnp.vdot(m(x), y)), float(jnp.vdot(x, mt(y)))
         assert abs(lhs - rhs) <= 1e-12 * abs(lhs)
+        # the packed products are S x and S^T x
+        np.testing.assert_allclose(a(x), s["a"] @ np.asarray(x), rtol=1e-13, atol=1e-13 * np.abs(s["a"]).max())
+        np.testing.assert_allclose(at(y), s["a"].T @ np.asarray(y), rtol=1e-13, atol=1e-13 * np.abs(s["a"]).max())
 
 
 def test_convection_dominated_solve_serial_vmap_transpose(convection):

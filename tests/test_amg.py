@@ -3,6 +3,8 @@
 * the Galerkin coarse matrix built by segment sums equals P^T A P formed with scipy from an
   explicit prolongation;
 * aggregates cover every node, are connected and hold at most 2^passes nodes;
+* the packed (row-chunked ELL) products equal scipy's S x and S^T x, with rows of one chunk and
+  of several, and empty rows;
 * FGMRES reaches its tolerance (true residual) and the SuperLU solution;
 * on the 3D Poisson matrix the iteration count grows more slowly than 1/h, and a batch
   under vmap equals the serial solves;
@@ -21,6 +23,25 @@ import scipy.sparse.linalg as sla
 from helpers import laplacian_3d
 
 from pvsim import amg
+
+
+@pytest.mark.parametrize("longest", [6, 300])  # one chunk per row / rows of several chunks
+def test_packed_products_equal_scipy(longest):
+    rng = np.random.default_rng(7)
+    n = 400
+    count = rng.integers(0, longest + 1, n)
+    count[[0, 17]] = 0, longest  # an empty row, and the longest
+    rows = np.repeat(np.arange(n), count)
+    cols = np.concatenate([np.sort(rng.choice(n, k, replace=False)) for k in count])
+    vals = rng.standard_normal(len(rows))
+    a = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    x = rng.standard_normal(n)
+    for transpose, want in ((False, a @ x), (True, a.T @ x)):
+        p = amg.pack_rows(rows, cols, n, transpose=transpose)
+        if not transpose:
+            assert (p.owner is None) == (longest == 6)
+        got = amg.packed_matvec(p, amg.packed_values(p, jnp.asarray(vals)), jnp.asarray(x))
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
 
 
 def test_galerkin_product_equals_explicit_ptap():
