@@ -31,7 +31,11 @@ entry of A) and R B over precomputed (R entry, B entry, coarse entry) triples.
 
 Cycle: V-cycle without pre-smoothing, post-smoothing by Jacobi on the F-points twice and then on
 the C-points (pyamg's default "FFC" for AIR); the coarsest level (at most ``coarse_max``
-unknowns) is factorised densely. The transposed solve (adjoint) applies the exact transpose of
+unknowns) is factorised densely. Each sweep forms only its own rows of the residual, from the
+F rows and the C rows of the level's matrix packed apart in row-chunked ELL layouts
+(:class:`pvsim.amg.Packed`: a gather and a sum per row, no scatter), so the three sweeps cost
+1.7 products with A instead of 3. Measured on the 1e4 cell (2 CPU cores): one cycle 88 ms with
+COO products (segment sums), 25 ms packed, 15 ms with the F/C rows apart. The transposed solve (adjoint) applies the exact transpose of
 this cycle with the same set-up, so S^T M^T = (M S)^T has the spectrum of the forward
 preconditioned operator.
 """
@@ -60,6 +64,28 @@ TRIPLE_CHUNK = 1 << 24
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
+class RowBlock:
+    """The rows of one point set of a level (its F-points or its C-points): A[S, :] packed for
+    the products of the Jacobi sweeps on S and for their transposes."""
+
+    points: np.ndarray  # (ns,) index of each point of the set
+    slot: np.ndarray  # (n,) each unknown's place in ``points`` (ns: not in the set)
+    pack: Packed  # y_S = A[S, :] x
+    pack_t: Packed  # x = A[S, :]^T y_S
+
+
+def _row_block(in_set, rows, cols, n) -> RowBlock:
+    points = np.flatnonzero(in_set)
+    slot = np.full(n, len(points), np.int64)
+    slot[points] = np.arange(len(points))
+    e = np.flatnonzero(in_set[rows])
+    i32 = lambda a: a.astype(np.int32)  # noqa: E731
+    return RowBlock(i32(points), i32(slot), pack_rows(slot[rows[e]], cols[e], len(points), e, len(rows)),
+                    pack_rows(cols[e], slot[rows[e]], n, e, len(rows)))
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
 class AIRLevel:
     """Index data of one level (the pattern of the finest level arrives traced)."""
 
@@ -67,7 +93,6 @@ class AIRLevel:
     cols: np.ndarray | None
     diag: np.ndarray  # (n,) entry of each diagonal (nnz: absent)
     off: np.ndarray  # (nnz,) True off the diagonal
-    w_f: np.ndarray  # (n,) 1.0 on F-points
     coarse_of: np.ndarray  # (n,) coarse unknown each unknown takes its value from (nc: none)
     c_points: np.ndarray  # (nc,) fine index of each C-point
     nbr: np.ndarray  # (nc, k+1) neighbourhood (n: padding), last column the C-point itself
@@ -77,8 +102,7 @@ class AIRLevel:
     t_z: np.ndarray  # R B triples: flat index into z (nc * (k+1))
     t_b: np.ndarray  # ... entry of B
     t_q: np.ndarray  # ... coarse entry
-    pack: Packed  # row-chunked layouts of the level's matrix and its transpose (the cycle's products)
-    pack_t: Packed
+    blocks: tuple[RowBlock, RowBlock]  # the F rows and the C rows (the smoothing sweeps' products)
     n: int = _static()
     nc: int = _static()
     nnz_b: int = _static()
@@ -196,11 +220,11 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         t_z, t_b = np.r_[t_z, np.zeros(pad, np.int64)], np.r_[t_b, np.zeros(pad, np.int64)]
         t_q = np.r_[t_q, np.full(pad, len(ukey), np.int64)]  # padding adds into a dropped slot
         info = dict(rows=rows if levels else None, cols=cols if levels else None,
-                    diag=find(np.arange(n), np.arange(n)), off=rows != cols, w_f=is_f.astype(np.float64),
+                    diag=find(np.arange(n), np.arange(n)), off=rows != cols,
                     coarse_of=coarse_of, c_points=c_pts, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
-                    b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q, pack=pack_rows(rows, cols, n),
-                    pack_t=pack_rows(rows, cols, n, transpose=True), n=int(n), nc=int(nc), nnz_b=int(nnz_b),
-                    nnz_coarse=len(ukey))
+                    b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q,
+                    blocks=(_row_block(is_f, rows, cols, n), _row_block(~is_f, rows, cols, n)),
+                    n=int(n), nc=int(nc), nnz_b=int(nnz_b), nnz_coarse=len(ukey))
         # int32 indices: half the memory of the largest arrays (the triples) on the device
         lv = AIRLevel(**{name: (a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype == np.int64 else a)
                          for name, a in info.items()})
@@ -243,7 +267,8 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
         z = _local_air(v, lv, R_THETA)
         d = jnp.concatenate([v, jnp.zeros(1, v.dtype)])[lv.diag]
         inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
-        out.append(dict(vals=v, packed=packed_values(lv.pack, v), z=z, inv_d=inv_d))
+        out.append(dict(vals=v, z=z, packed=tuple(packed_values(s.pack, v) for s in lv.blocks),
+                        inv_d=tuple(inv_d[s.points] for s in lv.blocks)))
         b = jax.ops.segment_sum(v, lv.b_of, num_segments=lv.nnz_b + 1)  # B = A P (+ a dropped slot)
         v = _triple_sum(z.reshape(-1), b, lv)
     dense = jnp.zeros((h.n_coarse, h.n_coarse), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
@@ -252,20 +277,29 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
 
 
 def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
-    """(M, A): M(b) ~ S^-1 b and A(x) = S x in the packed layout (``transpose``: the exact
-    transpose of the same cycle, and S^T x)."""
+    """(M, A): M(b) ~ S^-1 b and A(x) = S x from the packed rows (``transpose``: the exact
+    transpose of the same cycle, and S^T x).
+
+    Post-smoothing is Jacobi on the F-points twice, then on the C-points; a sweep on the point
+    set S needs only the rows A[S, :] (F: ~60 % of the rows), so the three sweeps cost 1.7
+    products with A rather than 3."""
     levels = [_with_pattern(lv, rows, cols) for lv in h.levels]
-    # the products of the cycle in the packed layout (S^T: packed once per transposed solve)
-    packed = [packed_values(lv.pack_t, d["vals"]) if transpose else d["packed"] for lv, d in zip(levels, data)]
+    # S^T's packed values: gathered once per transposed solve
+    packed = [tuple(packed_values(s.pack_t, d["vals"]) for s in lv.blocks) if transpose else d["packed"]
+              for lv, d in zip(levels, data)]
+    F, C = 0, 1
 
-    def sweeps(k):  # post-smoothing: Jacobi on F, F, then C (weights diag^-1 masked)
-        lv, d = levels[k], data[k]
-        wf = lv.w_f * d["inv_d"]
-        return (wf, wf, (1.0 - lv.w_f) * d["inv_d"])
+    def expand(k, s, y):  # a vector on point set s -> full length (0 elsewhere)
+        return jnp.concatenate([y, jnp.zeros(1, y.dtype)])[levels[k].blocks[s].slot]
 
-    def amul(k, x):
-        lv = levels[k]
-        return packed_matvec(lv.pack_t if transpose else lv.pack, packed[k], x)
+    def amul(k, x):  # S x (S^T x): the two row sets together
+        out = 0.0
+        for s, blk in enumerate(levels[k].blocks):
+            if transpose:
+                out = out + packed_matvec(blk.pack_t, packed[k][s], x[blk.points])
+            else:
+                out = out + expand(k, s, packed_matvec(blk.pack, packed[k][s], x))
+        return out
 
     def restrict(k, b):  # R b
         lv = levels[k]
@@ -286,18 +320,21 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
         if k == len(levels):
             return jax.scipy.linalg.lu_solve(data[k]["lu"], b)
         x = prolong(k, cycle(k + 1, restrict(k, b)))
-        for w in sweeps(k):
-            x = x + w * (b - amul(k, x))
+        for s in (F, F, C):  # x_S += D_S^-1 (b - A x)_S
+            blk = levels[k].blocks[s]
+            res = b[blk.points] - packed_matvec(blk.pack, packed[k][s], x)
+            x = x + expand(k, s, data[k]["inv_d"][s] * res)
         return x
 
     def cycle_t(k, y):
         if k == len(levels):
             return jax.scipy.linalg.lu_solve(data[k]["lu"], y, trans=1)
         z = jnp.zeros_like(y)
-        for w in reversed(sweeps(k)):  # M^T = B^T G1^T G2^T G3^T + W1 G2^T G3^T + W2 G3^T + W3
-            wy = w * y
-            z = z + wy
-            y = y - amul(k, wy)
+        for s in (C, F, F):  # M^T = B^T G1^T G2^T G3^T + W1 G2^T G3^T + W2 G3^T + W3
+            blk = levels[k].blocks[s]
+            wy = data[k]["inv_d"][s] * y[blk.points]
+            z = z + expand(k, s, wy)
+            y = y - packed_matvec(blk.pack_t, packed[k][s], wy)
         return z + restrict_t(k, cycle_t(k + 1, prolong_t(k, y)))
 
     return (lambda b: cycle_t(0, b)) if transpose else (lambda b: cycle(0, b)), (lambda x: amul(0, x))

@@ -295,31 +295,34 @@ def _spmv(vals, rows, cols, n, x, transpose=False):
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class Packed:
-    """Row-chunked ELL layout of a CSR-ordered pattern, for the products S x inside a cycle.
+    """Row-chunked ELL layout of a sparse product y[out] += v[entry] x[in], for the products
+    inside a cycle.
 
-    Each matrix row is cut into chunks of ``w`` slots; a chunk is one row of the (m, w) arrays.
-    S x is then a gather, a product and a sum along the chunk, plus a sorted segment sum over
-    the m chunks when rows span several. Measured on the 1e4 cell's Jacobian (2 CPU cores, 3.0M
+    Each output row is cut into chunks of ``w`` slots; a chunk is one row of the (m, w) arrays.
+    y is then a gather, a product and a sum along the chunk, plus a sorted segment sum over the
+    m chunks when rows span several. Measured on the 1e4 cell's Jacobian (2 CPU cores, 3.0M
     entries): 3.8 ms against 16 ms for the segment sum over all entries (a scatter), which is
     what the COO product costs; the values are packed once per Jacobian (one gather)."""
 
     entry: np.ndarray  # (m, w) entry of each slot (nnz: padding)
-    col: np.ndarray  # (m, w) column of each slot (0 at padding)
-    owner: np.ndarray | None  # (m,) row of each chunk; None when each row is one chunk (m = n)
-    n: int = _static()
+    col: np.ndarray  # (m, w) input index of each slot (0 at padding)
+    owner: np.ndarray | None  # (m,) output row of each chunk; None when each row is one chunk (m = n)
+    n: int = _static()  # output length
 
 
-def pack_rows(rows, cols, n, transpose=False, scatter_cost=4.0) -> Packed:
-    """Packed layout of S (``transpose``: of S^T, whose slots still index S's entries). The chunk
-    width minimises padded slots + ``scatter_cost`` x chunks (a chunk's segment-sum item costs
-    about four gathered products on the CPU), over powers of two and the longest row."""
-    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-    nnz = len(rows)
-    order = np.arange(nnz)
-    if transpose:
-        order = np.lexsort((rows, cols))
-        rows, cols = cols[order], rows[order]
-    count = np.bincount(rows, minlength=n)
+def pack_rows(out, inp, n, entries=None, nnz=None, scatter_cost=4.0) -> Packed:
+    """Packed layout of y[out[e]] += v[entries[e]] x[inp[e]] (y of length ``n``; ``entries``:
+    default all of v, in order; ``nnz``: len(v), the padding entry). S x is
+    ``pack_rows(rows, cols, n)``, S^T x ``pack_rows(cols, rows, n)``, and a subset of rows
+    (renumbered) passes its entries. The chunk width minimises padded slots + ``scatter_cost``
+    x chunks (a chunk's segment-sum item costs about four gathered products on the CPU), over
+    powers of two and the longest row."""
+    out, inp = np.asarray(out, np.int64), np.asarray(inp, np.int64)
+    entries = np.arange(len(out)) if entries is None else np.asarray(entries, np.int64)
+    nnz = len(out) if nnz is None else nnz
+    order = np.lexsort((inp, out))
+    out, inp, entries = out[order], inp[order], entries[order]
+    count = np.bincount(out, minlength=n)
     longest = max(int(count.max()) if n else 1, 1)
     widths = [w for w in (4, 8, 16, 32, 64, 128, 256) if w < longest] + [longest]
 
@@ -330,14 +333,14 @@ def pack_rows(rows, cols, n, transpose=False, scatter_cost=4.0) -> Packed:
     w = min(widths, key=cost)
     chunks = np.maximum(-(-count // w), 1 if w == longest else 0)
     first = np.r_[0, np.cumsum(chunks)[:-1]]
-    slot = np.arange(nnz) - np.r_[0, np.cumsum(count)[:-1]][rows]
+    slot = np.arange(len(out)) - np.r_[0, np.cumsum(count)[:-1]][out]
     m = int(chunks.sum())
     entry = np.full((m, w), nnz, np.int64)
     col = np.zeros((m, w), np.int64)
-    at = (first[rows] + slot // w, slot % w)
-    entry[at], col[at] = order, cols
+    at = (first[out] + slot // w, slot % w)
+    entry[at], col[at] = entries, inp
     owner = None if w == longest else np.repeat(np.arange(n), chunks)
-    i32 = (lambda a: a.astype(np.int32)) if max(n, nnz) < 2**31 else (lambda a: a)  # noqa: E731
+    i32 = (lambda a: a.astype(np.int32)) if max(n, nnz, len(inp) and inp.max()) < 2**31 else (lambda a: a)  # noqa: E731
     return Packed(i32(entry), i32(col), None if owner is None else i32(owner), n=int(n))
 
 

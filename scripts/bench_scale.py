@@ -4,6 +4,7 @@
     python scripts/bench_scale.py --sizes 1e4 1e5        # add ~1e5 nodes
     python scripts/bench_scale.py --full                 # 1e4, 1e5 and 1e6 nodes
     python scripts/bench_scale.py --solvers pardiso gmres-ilu jax-gmres
+    python scripts/bench_scale.py --memory --sizes 1e4 1e5 --solvers jax-air   # XLA's estimate only
 
 The case is cases/nc_monolayer_2d.toml made 3D: a square lattice of n x n CsPbBr3 nanocubes
 (9 nm, 1.5 nm ligand shells) between PEDOT:PSS/TFB below and TPBi above, structured Kuhn
@@ -107,6 +108,29 @@ def run(size: str, solver: str, biases=BIASES) -> dict:
                 T_max=float(out.points[-1].observables.get("T_max", np.nan)))
 
 
+def compiled_memory(size: str, solver: str) -> dict:
+    """Device memory of one bias point's Newton solve (the jitted program of ``Device.solve``),
+    from XLA's buffer assignment of the compiled program on this platform, without running it:
+    arguments (mesh topology incl. the solver's index arrays, state, parameters), outputs and
+    the temporaries' peak. On the CPU this estimates a GPU's need at sizes the host can build
+    but the device cannot yet be asked about."""
+    import jax
+
+    res, n = SIZES[size]
+    t0 = time.perf_counter()
+    dev = build(res, n, solver)
+    p = dev.params()
+    compiled = dev._solve.lower(dev.topology, dev.initial_guess(p), p).compile()
+    m = compiled.memory_analysis()
+    gib = lambda b: b / 2**30  # noqa: E731
+    solver_idx = sum(a.nbytes for a in jax.tree.leaves(dev.topology[1]))
+    return dict(size=size, name=solver, nodes=dev.mesh.n_nodes, unknowns=dev.asm.n_dof, matrix_nnz=len(dev.asm.rows),
+                arguments=gib(m.argument_size_in_bytes), solver_index=gib(solver_idx),
+                outputs=gib(m.output_size_in_bytes), temporaries=gib(m.temp_size_in_bytes),
+                total=gib(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+                          - m.alias_size_in_bytes), seconds=time.perf_counter() - t0)
+
+
 def compare(path_a: Path, path_b: Path) -> int:
     """Largest relative differences of the currents (every bias point) and of T_max between
     the rows of two --json files with the same size (e.g. one run on the GPU, one on the CPU)."""
@@ -133,6 +157,8 @@ def main():
     ap.add_argument("--json", type=Path, help="write the rows (currents in full precision) to this file")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
                     help="only compare the currents and T_max of two --json files (e.g. GPU and CPU)")
+    ap.add_argument("--memory", action="store_true",
+                    help="only compile each size's Newton solve and print XLA's memory estimate (GiB)")
     args = ap.parse_args()
     if args.compare:
         return compare(*args.compare)
@@ -144,6 +170,20 @@ def main():
     enable_compilation_cache()
     sizes = list(SIZES) if args.full else args.sizes
     print(f"JAX platform: {jax.default_backend()} ({jax.devices()[0].device_kind})")
+    if args.memory:
+        print(f"{'size':>5} {'unknowns':>9} {'nnz':>11} {'back end':>10} {'arguments':>9} {'(solver)':>9} "
+              f"{'outputs':>8} {'temp':>8} {'total':>8}  GiB")
+        rows = []
+        for size in sizes:
+            for solver in args.solvers:
+                r = compiled_memory(size, solver)
+                rows.append(r)
+                print(f"{size:>5} {r['unknowns']:9d} {r['matrix_nnz']:11d} {solver:>10} {r['arguments']:9.3f} "
+                      f"{r['solver_index']:9.3f} {r['outputs']:8.3f} {r['temporaries']:8.3f} {r['total']:8.3f}"
+                      f"  (built and compiled in {r['seconds']:.0f} s)", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
     print(f"{'size':>5} {'nodes':>8} {'unknowns':>9} {'back end':>10} {'s/point':>8} {'Newton it':>9} "
           f"{'LU':>5} {'lin %':>6} {'Krylov it':>9} {'peak memory':>18}  ok")
     rows = []

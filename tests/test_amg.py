@@ -37,7 +37,7 @@ def test_packed_products_equal_scipy(longest):
     a = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
     x = rng.standard_normal(n)
     for transpose, want in ((False, a @ x), (True, a.T @ x)):
-        p = amg.pack_rows(rows, cols, n, transpose=transpose)
+        p = amg.pack_rows(cols, rows, n) if transpose else amg.pack_rows(rows, cols, n)
         if not transpose:
             assert (p.owner is None) == (longest == 6)
         got = amg.packed_matvec(p, amg.packed_values(p, jnp.asarray(vals)), jnp.asarray(x))
