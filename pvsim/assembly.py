@@ -298,12 +298,49 @@ def thermal_link(du, ref, conductance, area):
     return jnp.stack([flow, -flow])
 
 
-def _with_jacobian(kernel, in_axes):
-    """vmap over items of (jacobian, value) of a local kernel."""
+#: items per batch of a term's kernel evaluation. Larger groups run as a scan over batches, so
+#: the kernels' temporaries stay bounded whatever the mesh size. Measured (XLA's buffer
+#: assignment, ``scripts/bench_scale.py --memory``): the residual and Jacobian of the 1e4 cell
+#: needed 0.63 GB of temporaries, 0.54 GB of them in one group of 47k organic-layer edges (the
+#: Gauss-Fermi quadrature under forward-mode differentiation, ~11 KB per edge), and the Newton
+#: solve grew linearly to 6.6 GB at 1e5: ~60 GB at 1e6, more than one GPU holds.
+ITEM_CHUNK = 1 << 16
+
+
+def _map_items(fn, in_axes, n, chunk=None):
+    """``jax.vmap(fn, in_axes)`` over ``n`` items, in batches of ``chunk`` (default
+    :data:`ITEM_CHUNK`) items when there are more. The last batch ends at item n and overlaps
+    the one before it (static shapes, no padding); its repeated items are dropped."""
+    chunk = ITEM_CHUNK if chunk is None else chunk
+    batched = jax.vmap(fn, in_axes=in_axes)
+    if n <= chunk:
+        return batched
+    n_chunks = -(-n // chunk)
+    covered = (n_chunks - 1) * chunk - (n - chunk)  # leading items of the last batch already done
+
+    def run(*args):
+        def body(_, k):
+            start = jnp.minimum(k * chunk, n - chunk)
+
+            def cut(ax, a):
+                if ax is None:
+                    return a
+                return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk, axis=ax), a)
+
+            return None, batched(*jax.tree.map(cut, tuple(in_axes), tuple(args), is_leaf=lambda x: x is None))
+
+        _, out = jax.lax.scan(body, None, jnp.arange(n_chunks))
+        return jax.tree.map(lambda o: jnp.concatenate([o[:-1].reshape((-1,) + o.shape[2:]), o[-1, covered:]]), out)
+
+    return run
+
+
+def _with_jacobian(kernel, in_axes, n):
+    """(jacobian, value) of a local kernel over n items."""
     def both(u, *args):
         r = kernel(u, *args)
         return r, r
-    return jax.vmap(jax.jacfwd(both, has_aux=True), in_axes=in_axes)
+    return _map_items(jax.jacfwd(both, has_aux=True), in_axes, n)
 
 
 KERNELS = {"semi_edge": semiconductor_edge, "ins_edge": insulator_edge,
@@ -400,15 +437,16 @@ class Term:
         """(local residuals (n, k), local Jacobians (n, k, k) or None)."""
         args, axes = self.arguments(params, asm)
         kernel = self.kernel()
+        n = self.dofs.shape[0]
         if jacobian:
-            jac, res = _with_jacobian(kernel, axes)(u[self.dofs], ref[self.dofs], *args)
+            jac, res = _with_jacobian(kernel, axes, n)(u[self.dofs], ref[self.dofs], *args)
             return res, jac
-        return jax.vmap(kernel, in_axes=axes)(u[self.dofs], ref[self.dofs], *args), None
+        return _map_items(kernel, axes, n)(u[self.dofs], ref[self.dofs], *args), None
 
     def heat_parts(self, u, ref, params, asm):
         """(n, 4, kT) heat parts (total, Joule, recombination, light) per temperature unknown."""
         args, axes = self.arguments(params, asm)
-        return jax.vmap(self.kernel("heat"), in_axes=axes)(u[self.dofs], ref[self.dofs], *args)
+        return _map_items(self.kernel("heat"), axes, self.dofs.shape[0])(u[self.dofs], ref[self.dofs], *args)
 
 
 # ---------------------------------------------------------------- the assembler
@@ -500,7 +538,7 @@ class Assembler:
             if term.kind != "link" or term.dofs.shape[0] == 0:
                 continue
             args, axes = term.arguments(params, self)
-            parts = jax.vmap(partial(_link_parts, stats=term.stats), in_axes=axes[:-1])(
+            parts = _map_items(partial(_link_parts, stats=term.stats), axes[:-1], term.dofs.shape[0])(
                 u[term.dofs], ref[term.dofs], *args[:-1])
             total = total + jnp.sum(parts[2])
         return total

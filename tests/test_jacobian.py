@@ -57,12 +57,52 @@ def _check_jacobian(dev, params, seed):
     assert np.isfinite(np.asarray(f)).all()
 
 
+def test_batched_kernel_map_equals_vmap():
+    """_map_items over batches (the last overlapping the one before) equals one vmap, with
+    unmapped and nested (dict) arguments."""
+    from pvsim.assembly import _map_items
+
+    def fn(x, c, d):
+        return jnp.sin(x) * c + d["a"] * d["b"], x * d["b"]
+
+    rng = np.random.default_rng(0)
+    x, d = jnp.asarray(rng.normal(size=(23, 3))), dict(a=jnp.asarray(rng.normal(size=23)), b=2.5)
+    axes = (0, None, dict(a=0, b=None))
+    want = jax.vmap(fn, in_axes=axes)(x, 1.5, d)
+    for chunk in (5, 23, 40):
+        got = _map_items(fn, axes, 23, chunk)(x, 1.5, d)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-15, atol=1e-15)  # SIMD rounding of sin
+
+
+def test_assembly_in_batches_equals_one_batch(monkeypatch):
+    """Every kernel (Gauss-Fermi and Fermi-Dirac edges, sites, tunnelling links, a Schottky
+    contact) evaluated in batches of 7 items gives the residual and Jacobian of one batch."""
+    from pvsim import assembly
+
+    dev = _interface_device("axi")
+    params = dev.params([0.3, 0.0])
+    u = dev.initial_guess(params) + jnp.asarray(np.random.default_rng(2).normal(scale=0.5, size=dev.asm.n_dof))
+    want = jax.jit(lambda u: dev.asm.residual_and_jacobian(u, params))(u)
+    monkeypatch.setattr(assembly, "ITEM_CHUNK", 7)
+    got = jax.jit(lambda u: dev.asm.residual_and_jacobian(u, params))(u)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-14 * float(jnp.abs(w).max()))
+
+
 # the axisymmetric variant carries every interface kernel of the 1D one (and more); 1D is slow-only
 @pytest.mark.parametrize("kind", [pytest.param("1d", marks=pytest.mark.slow), "axi"])
 def test_jacobian_matches_jvp_with_interface_physics(kind):
     """Fermi–Dirac + Poole–Frenkel region, Gauss–Fermi region, a tunnelling link with surface
     SRH and sheet charge, a semiconductor/insulator interface with surface SRH, a Schottky
     contact: every new kernel's derivative against jax.jvp."""
+    dev = _interface_device(kind)
+    _check_jacobian(dev, dev.params([0.3, 0.0]), seed=1)
+    assert dev.layout.n_carriers > len(np.unique(dev.layout.carrier_node))  # split sets exist
+
+
+def _interface_device(kind):
     from pvsim.materials import InterfaceSpec
 
     mesh = _mesh(kind)
@@ -78,5 +118,4 @@ def test_jacobian_matches_jvp_with_interface_physics(kind):
                               ContactSpec("xmax", "work_function")),
                  doping={"a": [DopingProfile(donors_cm3=1e19)], "b": [DopingProfile(donors_cm3=3e16)]},
                  work_functions_eV={"xmax": 4.5}, interfaces=itfs)
-    _check_jacobian(dev, dev.params([0.3, 0.0]), seed=1)
-    assert dev.layout.n_carriers > len(np.unique(dev.layout.carrier_node))  # split sets exist
+    return dev
