@@ -419,7 +419,8 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       (docs/benchmarks.md). ``"jax-gmres"`` (block-Jacobi only) does not converge on
       converged-state Jacobians and is chosen only by name. ``"jax-air"`` (:mod:`pvsim.air`,
       device-resident AIR) converges far from equilibrium where ``"jax-amg"`` stalls, but its
-      memory at 1e6 nodes (~50 GB, estimated) is not yet measured on a GPU: by name only.
+      index arrays (8.2 GB at 1e5 nodes, ~71 GB extrapolated to 1e6) do not yet fit on one
+      GPU at 1e6 nodes (docs/benchmarks.md): by name only.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)

@@ -171,7 +171,7 @@ def main():
     sizes = list(SIZES) if args.full else args.sizes
     print(f"JAX platform: {jax.default_backend()} ({jax.devices()[0].device_kind})")
     if args.memory:
-        print(f"{'size':>5} {'unknowns':>9} {'nnz':>11} {'back end':>10} {'arguments':>9} {'(solver)':>9} "
+        print(f"{'size':>5} {'unknowns':>9} {'nnz':>11} {'back end':>10} {'arguments':>9} {'solver idx':>10} "
               f"{'outputs':>8} {'temp':>8} {'total':>8}  GiB")
         rows = []
         for size in sizes:
@@ -179,7 +179,7 @@ def main():
                 r = compiled_memory(size, solver)
                 rows.append(r)
                 print(f"{size:>5} {r['unknowns']:9d} {r['matrix_nnz']:11d} {solver:>10} {r['arguments']:9.3f} "
-                      f"{r['solver_index']:9.3f} {r['outputs']:8.3f} {r['temporaries']:8.3f} {r['total']:8.3f}"
+                      f"{r['solver_index']:10.3f} {r['outputs']:8.3f} {r['temporaries']:8.3f} {r['total']:8.3f}"
                       f"  (built and compiled in {r['seconds']:.0f} s)", flush=True)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
