@@ -156,7 +156,7 @@ def _local_air(v, lv: AIRLevel, theta):
     return jnp.concatenate([z, jnp.ones((z.shape[0], 1), v.dtype)], axis=1)
 
 
-def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12, theta=0.3):
+def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12, theta=0.3, second_pass=True):
     """AIR hierarchy (index data) of a CSR-ordered pattern from the reference values."""
     from pyamg.classical.interpolate import one_point_interpolation
     from pyamg.classical.split import RS
@@ -173,7 +173,7 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             s0 = classical_strength_of_connection(a0, theta=theta, norm="min")
-            split = RS(s0, second_pass=True)
+            split = RS(s0, second_pass=second_pass)
             p0 = sp.csr_matrix(one_point_interpolation(a0, s0, split))
         c_pts = np.flatnonzero(split == 1)
         nc = len(c_pts)
@@ -350,12 +350,16 @@ class AIRSolver(DeviceKrylov):
     reference: np.ndarray | None = None
     k_max: int = 12
     coarse_max: int = 1000
+    # Ruge-Stueben's second pass. Without it (1e4 cell): 1.8x less index memory (0.28 against
+    # 0.51 GiB), but Newton took 24 and 12 iterations instead of 18 and 8 and the sweep 1.4x longer
+    second_pass: bool = True
 
     def __post_init__(self):
         if self.reference is None:
             raise ValueError("jax-air needs reference Jacobian values (Device passes the initial guess's)")
         object.__setattr__(self, "hierarchy", build_air(self.rows, self.cols, self.n, self.reference,
-                                                        k_max=self.k_max, coarse_max=self.coarse_max))
+                                                        k_max=self.k_max, coarse_max=self.coarse_max,
+                                                        second_pass=self.second_pass))
 
     def _krylov(self, vals, b, rows, cols, data, transpose):
         m, matvec = air_preconditioner(self.hierarchy, data, rows, cols, transpose)
