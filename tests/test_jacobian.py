@@ -5,6 +5,8 @@ current-controlled contact and a work-function contact, so every kernel and ever
 boundary-condition path of the assembly is exercised.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,6 +104,7 @@ def test_jacobian_matches_jvp_with_interface_physics(kind):
     assert dev.layout.n_carriers > len(np.unique(dev.layout.carrier_node))  # split sets exist
 
 
+@functools.lru_cache(maxsize=None)  # one build serves the jvp and the batching tests
 def _interface_device(kind):
     from pvsim.materials import InterfaceSpec
 
