@@ -94,7 +94,6 @@ class AIRLevel:
     diag: np.ndarray  # (n,) entry of each diagonal (nnz: absent)
     off: np.ndarray  # (nnz,) True off the diagonal
     coarse_of: np.ndarray  # (n,) coarse unknown each unknown takes its value from (nc: none)
-    c_points: np.ndarray  # (nc,) fine index of each C-point
     nbr: np.ndarray  # (nc, k+1) neighbourhood (n: padding), last column the C-point itself
     local_entry: np.ndarray  # (nc, k, k) entry of A[N_a, N_b] (nnz: absent)
     row_entry: np.ndarray  # (nc, k) entry of A[i, N_a] (nnz: absent)
@@ -107,6 +106,10 @@ class AIRLevel:
     nc: int = _static()
     nnz_b: int = _static()
     nnz_coarse: int = _static()
+
+    @property
+    def c_points(self):  # (nc,) fine index of each C-point
+        return self.blocks[1].points
 
 
 @jax.tree_util.register_dataclass
@@ -221,7 +224,7 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         t_q = np.r_[t_q, np.full(pad, len(ukey), np.int64)]  # padding adds into a dropped slot
         info = dict(rows=rows if levels else None, cols=cols if levels else None,
                     diag=find(np.arange(n), np.arange(n)), off=rows != cols,
-                    coarse_of=coarse_of, c_points=c_pts, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
+                    coarse_of=coarse_of, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
                     b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q,
                     blocks=(_row_block(is_f, rows, cols, n), _row_block(~is_f, rows, cols, n)),
                     n=int(n), nc=int(nc), nnz_b=int(nnz_b), nnz_coarse=len(ukey))
