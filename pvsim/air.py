@@ -27,7 +27,9 @@ where N keeps only the neighbours strongly coupled to i in the *current* matrix
 local system. Neighbourhoods taken from the reference strength instead gave 1066 iterations on
 the first Newton system after a bias step, against 14 with the masking. The coarse matrix
 R A P then has a fixed pattern; its values are two segment sums, B = A P (one target per
-entry of A) and R B over precomputed (R entry, B entry, coarse entry) triples.
+entry of A) and R B in pieces: one entry of R times w consecutive entries of a row of B, with
+only the coarse target of each product stored (4 bytes per product instead of 12 for explicit
+(R entry, B entry, coarse entry) triples; the 1e5 cell has 4e8 such products).
 
 Cycle: V-cycle without pre-smoothing, post-smoothing by Jacobi on the F-points twice and then on
 the C-points (pyamg's default "FFC" for AIR); the coarsest level (at most ``coarse_max``
@@ -37,7 +39,9 @@ F rows and the C rows of the level's matrix packed apart in row-chunked ELL layo
 1.6 products with A instead of 3 (63 % F-points on the 1e4 cell). Measured on the 1e4 cell (2
 CPU cores): one cycle 88 ms with COO products (segment sums), 25 ms packed, 15 ms with the F/C
 rows apart. The transposed solve (adjoint) applies the exact transpose of this cycle with the
-same set-up, so S^T M^T = (M S)^T has the spectrum of the forward preconditioned operator.
+same set-up, so S^T M^T = (M S)^T has the spectrum of the forward preconditioned operator; its
+products are COO segment sums over the level's pattern (packing A^T too would add half again to
+the hierarchy's indices, 1.0 of 5.4 GiB on the 1e5 cell, for one transposed solve per gradient).
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ from .linalg import equilibrate
 #: strength threshold of the neighbours kept in R's local systems (as pyamg's air_solver)
 R_THETA = 0.05
 
-#: triples per step of the coarse-product loop: bounds the set-up's temporaries (two gathers
-#: and a product of this length, ~0.3 GB) whatever the mesh size
+#: products of R B per step of the coarse-product loop and per block of the host build: bounds
+#: their temporaries (two gathers and a product of this length, ~0.3 GB) whatever the mesh size
 TRIPLE_CHUNK = 1 << 24
 
 
@@ -66,12 +70,13 @@ TRIPLE_CHUNK = 1 << 24
 @dataclass(frozen=True)
 class RowBlock:
     """The rows of one point set of a level (its F-points or its C-points): A[S, :] packed for
-    the products of the Jacobi sweeps on S and for their transposes."""
+    the products of the Jacobi sweeps on S. The transposed sweeps (adjoint) use the level's COO
+    pattern instead: a packed A[S, :]^T would double these indices, for one transposed solve per
+    gradient against tens of forward solves per bias point."""
 
     points: np.ndarray  # (ns,) index of each point of the set
     slot: np.ndarray  # (n,) each unknown's place in ``points`` (ns: not in the set)
     pack: Packed  # y_S = A[S, :] x
-    pack_t: Packed  # x = A[S, :]^T y_S
 
 
 def _row_block(in_set, rows, cols, n) -> RowBlock:
@@ -80,8 +85,7 @@ def _row_block(in_set, rows, cols, n) -> RowBlock:
     slot[points] = np.arange(len(points))
     e = np.flatnonzero(in_set[rows])
     i32 = lambda a: a.astype(np.int32)  # noqa: E731
-    return RowBlock(i32(points), i32(slot), pack_rows(slot[rows[e]], cols[e], len(points), e, len(rows)),
-                    pack_rows(cols[e], slot[rows[e]], n, e, len(rows)))
+    return RowBlock(i32(points), i32(slot), pack_rows(slot[rows[e]], cols[e], len(points), e, len(rows)))
 
 
 @jax.tree_util.register_dataclass
@@ -98,9 +102,9 @@ class AIRLevel:
     local_entry: np.ndarray  # (nc, k, k) entry of A[N_a, N_b] (nnz: absent)
     row_entry: np.ndarray  # (nc, k) entry of A[i, N_a] (nnz: absent)
     b_of: np.ndarray  # (nnz,) entry of B = A P each entry of A adds into (nnz_b: none)
-    t_z: np.ndarray  # R B triples: flat index into z (nc * (k+1))
-    t_b: np.ndarray  # ... entry of B
-    t_q: np.ndarray  # ... coarse entry
+    p_slot: np.ndarray  # (pieces,) R B in pieces: flat index into z (nc * (k+1)) of each piece
+    p_start: np.ndarray  # (pieces,) ... its first entry of B (w consecutive ones)
+    t_q: np.ndarray  # (pieces, w) ... the coarse entry of each product (nnz_coarse: padding)
     blocks: tuple[RowBlock, RowBlock]  # the F rows and the C rows (the smoothing sweeps' products)
     n: int = _static()
     nc: int = _static()
@@ -210,31 +214,22 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         ubkey, b_of = np.unique(np.where(ok, bkey, n * nc), return_inverse=True)
         nnz_b = len(ubkey) - int(not ok.all())
         b_rows, b_cols = ubkey[:nnz_b] // nc, ubkey[:nnz_b] % nc
-        # then triples: z slot (I, a) x entry of row nbr[I, a] of B -> coarse entry (I, column)
-        # (B's rows are about half as long as A's: 38 % fewer triples than R (A P) at once)
+        # then R B in pieces: z slot (I, a) times w consecutive entries of row nbr[I, a] of B
+        # (B's rows are about half as long as A's: 38 % fewer products than R (A P) at once)
         bptr = np.r_[0, np.cumsum(np.bincount(b_rows, minlength=n))]
-        flat = nbr.reshape(-1)
-        slot = np.flatnonzero(flat < n)
-        length = bptr[flat[slot] + 1] - bptr[flat[slot]]
-        t_z = np.repeat(slot, length)
-        t_b = np.repeat(bptr[flat[slot]] - (np.cumsum(length) - length), length) + np.arange(length.sum())
-        ukey, t_q = np.unique((t_z // (k + 1)) * nc + b_cols[t_b], return_inverse=True)
-        pad = -len(t_q) % TRIPLE_CHUNK if len(t_q) > TRIPLE_CHUNK else 0  # whole chunks (set-up loop)
-        t_z, t_b = np.r_[t_z, np.zeros(pad, np.int64)], np.r_[t_b, np.zeros(pad, np.int64)]
-        t_q = np.r_[t_q, np.full(pad, len(ukey), np.int64)]  # padding adds into a dropped slot
+        p_slot, p_start, t_q, ukey = _coarse_pieces(nbr, bptr, b_cols, n, nc)
         info = dict(rows=rows if levels else None, cols=cols if levels else None,
                     diag=find(np.arange(n), np.arange(n)), off=rows != cols,
                     coarse_of=coarse_of, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
-                    b_of=b_of, t_z=t_z, t_b=t_b, t_q=t_q,
+                    b_of=b_of, p_slot=p_slot, p_start=p_start, t_q=t_q,
                     blocks=(_row_block(is_f, rows, cols, n), _row_block(~is_f, rows, cols, n)),
                     n=int(n), nc=int(nc), nnz_b=int(nnz_b), nnz_coarse=len(ukey))
-        # int32 indices: half the memory of the largest arrays (the triples) on the device
+        # int32 indices: half the memory on the device
         lv = AIRLevel(**{name: (a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype == np.int64 else a)
                          for name, a in info.items()})
         # the reference values of the coarse level
-        z = np.asarray(_local_air(jnp.asarray(vals), _with_pattern(lv, rows, cols), R_THETA))
-        b = np.bincount(b_of, weights=vals, minlength=len(ubkey))
-        vals = np.bincount(t_q, weights=z.reshape(-1)[t_z] * b[t_b], minlength=len(ukey) + 1)[:len(ukey)]
+        z = _local_air(jnp.asarray(vals), _with_pattern(lv, rows, cols), R_THETA)
+        vals = np.asarray(_coarse_values(jnp.asarray(vals), z, lv))
         levels.append(lv)
         rows, cols, n = ukey // nc, ukey % nc, nc
     if n > 4 * coarse_max:
@@ -247,18 +242,75 @@ def _with_pattern(lv: AIRLevel, rows, cols) -> AIRLevel:
     return lv if lv.rows is not None else dataclasses.replace(lv, rows=rows, cols=cols)
 
 
-def _triple_sum(z, b, lv: AIRLevel):
-    """Coarse values sum_t z[t_z] b[t_b] into t_q, in chunks of TRIPLE_CHUNK triples."""
-    n_seg = lv.nnz_coarse + 1  # the last slot collects the padding
-    if lv.t_q.shape[0] <= TRIPLE_CHUNK:
-        return jax.ops.segment_sum(z[lv.t_z] * b[lv.t_b], lv.t_q, num_segments=n_seg)[:-1]
+def _piece_width(length):
+    """Piece width minimising the stored indices: padded slots plus two per piece (its z slot
+    and its first entry of B), over powers of two and the longest row."""
+    longest = max(int(length.max()) if len(length) else 1, 1)
+    widths = [w for w in (1, 2, 4, 8, 16, 32, 64, 128, 256) if w < longest] + [longest]
+    return min(widths, key=lambda w: int(np.sum(-(-length // w))) * (w + 2))
 
-    def step(i, acc):
-        cut = lambda a: jax.lax.dynamic_slice_in_dim(a, i * TRIPLE_CHUNK, TRIPLE_CHUNK)  # noqa: E731
-        return acc + jax.ops.segment_sum(z[cut(lv.t_z)] * b[cut(lv.t_b)], cut(lv.t_q), num_segments=n_seg)
 
-    n_chunks = lv.t_q.shape[0] // TRIPLE_CHUNK
-    return jax.lax.fori_loop(0, n_chunks, step, jnp.zeros(n_seg, z.dtype))[:-1]
+def _coarse_pieces(nbr, bptr, b_cols, n, nc):
+    """Index data of R B: each z slot (I, a) times row j = nbr[I, a] of B, cut into pieces of w
+    consecutive entries of B. Per piece its z slot and first entry of B; per product its coarse
+    entry t_q (pieces, w), the padding (past the row's end) into the dropped slot. Only t_q is
+    stored per product (4 bytes, against 12 for explicit (z, B, coarse) triples). The coarse keys
+    I * nc + column are numbered a block of C-points at a time (TRIPLE_CHUNK products per
+    block: bounded host memory), which keeps them sorted since a block's keys all exceed the
+    previous block's. Returns (p_slot, p_start, t_q, sorted coarse keys)."""
+    k1 = nbr.shape[1]
+    flat = nbr.reshape(-1)
+    j = np.minimum(flat, n - 1)
+    length = np.where(flat < n, bptr[j + 1] - bptr[j], 0)
+    w = _piece_width(length[flat < n])
+    count = -(-length // w)
+    p_slot = np.repeat(np.arange(len(flat)), count)
+    first = np.cumsum(count) - count
+    p_start = bptr[j[p_slot]] + (np.arange(len(p_slot)) - first[p_slot]) * w
+    p_end = bptr[j[p_slot] + 1]
+    step = max(TRIPLE_CHUNK // w, 1)  # pieces per step of the set-up loop and per host block
+    cum = np.r_[0, np.cumsum(count.reshape(-1, k1).sum(axis=1))]  # first piece of each C-point
+    bounds = np.unique(np.r_[0, np.searchsorted(cum, np.arange(step, cum[-1], step)), nc])
+    t_q = np.empty((len(p_slot), w), np.int32)  # (the device's type: no int64 copy of the largest array)
+    keys, done = [], 0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        at = slice(cum[lo], cum[hi])
+        e = p_start[at, None] + np.arange(w)
+        inside = e < p_end[at, None]
+        key = (p_slot[at, None] // k1) * nc + b_cols[np.minimum(e, len(b_cols) - 1)]
+        u, inv = np.unique(key[inside], return_inverse=True)
+        q = np.full(inside.shape, -1, np.int64)
+        q[inside] = inv + done
+        t_q[at] = q
+        keys.append(u)
+        done += len(u)
+    t_q[t_q < 0] = done
+    pad = -len(p_slot) % step if len(p_slot) > step else 0  # whole steps (set-up loop)
+    p_slot, p_start = np.r_[p_slot, np.zeros(pad, np.int64)], np.r_[p_start, np.zeros(pad, np.int64)]
+    t_q = np.concatenate([t_q, np.full((pad, w), done, np.int32)])
+    return p_slot, p_start, t_q, np.concatenate(keys)
+
+
+def _coarse_values(v, z, lv: AIRLevel):
+    """Values of the coarse matrix R A P: B = A P by one segment sum, then R B piece by piece
+    (one entry of R times w consecutive entries of B), TRIPLE_CHUNK products per step."""
+    w = lv.t_q.shape[1]
+    b = jax.ops.segment_sum(v, lv.b_of, num_segments=lv.nnz_b + w)  # B, its dropped slot, the overrun
+    zf, lane, n_seg = z.reshape(-1), jnp.arange(w), lv.nnz_coarse + 1  # the last slot: padding
+
+    def part(slot, start, t_q):
+        prod = zf[slot][:, None] * b[start[:, None] + lane]
+        return jax.ops.segment_sum(prod.reshape(-1), t_q.reshape(-1), num_segments=n_seg)
+
+    step, n_p = max(TRIPLE_CHUNK // w, 1), lv.p_slot.shape[0]
+    if n_p <= step:
+        return part(lv.p_slot, lv.p_start, lv.t_q)[:-1]
+
+    def loop(i, acc):
+        cut = lambda a: jax.lax.dynamic_slice_in_dim(a, i * step, step)  # noqa: E731
+        return acc + part(cut(lv.p_slot), cut(lv.p_start), cut(lv.t_q))
+
+    return jax.lax.fori_loop(0, n_p // step, loop, jnp.zeros(n_seg, zf.dtype))[:-1]
 
 
 def air_setup(h: AIRHierarchy, vals, rows, cols):
@@ -272,8 +324,7 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
         inv_d = jnp.where(d != 0, 1.0 / jnp.where(d != 0, d, 1.0), 0.0)
         out.append(dict(vals=v, z=z, packed=tuple(packed_values(s.pack, v) for s in lv.blocks),
                         inv_d=tuple(inv_d[s.points] for s in lv.blocks)))
-        b = jax.ops.segment_sum(v, lv.b_of, num_segments=lv.nnz_b + 1)  # B = A P (+ a dropped slot)
-        v = _triple_sum(z.reshape(-1), b, lv)
+        v = _coarse_values(v, z, lv)
     dense = jnp.zeros((h.n_coarse, h.n_coarse), v.dtype).at[h.coarse_rows, h.coarse_cols].add(v)
     out.append(dict(lu=jax.scipy.linalg.lu_factor(dense)))
     return out
@@ -281,28 +332,24 @@ def air_setup(h: AIRHierarchy, vals, rows, cols):
 
 def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
     """(M, A): M(b) ~ S^-1 b and A(x) = S x from the packed rows (``transpose``: the exact
-    transpose of the same cycle, and S^T x).
+    transpose of the same cycle, with COO products, and A None: FGMRES's own S^T x).
 
     Post-smoothing is Jacobi on the F-points twice, then on the C-points; a sweep on the point
     set S needs only the rows A[S, :] (F: 50-65 % of the rows), so the three sweeps cost 1.5-1.7
     products with A rather than 3."""
     levels = [_with_pattern(lv, rows, cols) for lv in h.levels]
-    # S^T's packed values: gathered once per transposed solve
-    packed = [tuple(packed_values(s.pack_t, d["vals"]) for s in lv.blocks) if transpose else d["packed"]
-              for lv, d in zip(levels, data)]
     F, C = 0, 1
 
     def expand(k, s, y):  # a vector on point set s -> full length (0 elsewhere)
         return jnp.concatenate([y, jnp.zeros(1, y.dtype)])[levels[k].blocks[s].slot]
 
-    def product(x):  # S x (S^T x) on the finest level: the two row sets together
-        out = 0.0
-        for s, blk in enumerate(levels[0].blocks):
-            if transpose:
-                out = out + packed_matvec(blk.pack_t, packed[0][s], x[blk.points])
-            else:
-                out = out + expand(0, s, packed_matvec(blk.pack, packed[0][s], x))
-        return out
+    def product(x):  # S x on the finest level: the two row sets together
+        return sum(expand(0, s, packed_matvec(blk.pack, data[0]["packed"][s], x))
+                   for s, blk in enumerate(levels[0].blocks))
+
+    def product_t(k, x):  # A^T x on level k (COO)
+        lv = levels[k]
+        return jax.ops.segment_sum(data[k]["vals"] * x[lv.rows], lv.cols, num_segments=lv.n)
 
     def restrict(k, b):  # R b
         lv = levels[k]
@@ -325,7 +372,7 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
         x = prolong(k, cycle(k + 1, restrict(k, b)))
         for s in (F, F, C):  # x_S += D_S^-1 (b - A x)_S
             blk = levels[k].blocks[s]
-            res = b[blk.points] - packed_matvec(blk.pack, packed[k][s], x)
+            res = b[blk.points] - packed_matvec(blk.pack, data[k]["packed"][s], x)
             x = x + expand(k, s, data[k]["inv_d"][s] * res)
         return x
 
@@ -335,12 +382,12 @@ def air_preconditioner(h: AIRHierarchy, data, rows, cols, transpose=False):
         z = jnp.zeros_like(y)
         for s in (C, F, F):  # M^T = B^T G1^T G2^T G3^T + W1 G2^T G3^T + W2 G3^T + W3
             blk = levels[k].blocks[s]
-            wy = data[k]["inv_d"][s] * y[blk.points]
-            z = z + expand(k, s, wy)
-            y = y - packed_matvec(blk.pack_t, packed[k][s], wy)
+            wy = expand(k, s, data[k]["inv_d"][s] * y[blk.points])
+            z = z + wy
+            y = y - product_t(k, wy)
         return z + restrict_t(k, cycle_t(k + 1, prolong_t(k, y)))
 
-    return (lambda b: cycle_t(0, b)) if transpose else (lambda b: cycle(0, b)), product
+    return ((lambda b: cycle_t(0, b)), None) if transpose else ((lambda b: cycle(0, b)), product)
 
 
 @dataclass(frozen=True, eq=False)
