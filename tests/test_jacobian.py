@@ -61,8 +61,9 @@ def _check_jacobian(dev, params, seed):
 
 def test_batched_kernel_map_equals_vmap():
     """_map_items over batches (the last overlapping the one before) equals one vmap, with
-    unmapped and nested (dict) arguments."""
-    from pvsim.assembly import _map_items
+    unmapped and nested (dict) arguments; _add_items (the outputs added into accumulators
+    batch by batch) equals one vmap and one scatter-add, with repeated targets."""
+    from pvsim.assembly import _add_items, _map_items
 
     def fn(x, c, d):
         return jnp.sin(x) * c + d["a"] * d["b"], x * d["b"]
@@ -76,6 +77,13 @@ def test_batched_kernel_map_equals_vmap():
         for g, w in zip(got, want):
             assert g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=1e-15, atol=1e-15)  # SIMD rounding of sin
+    targets = tuple(jnp.asarray(rng.integers(0, 9, size=(23, 3))) for _ in range(2))
+    acc = (jnp.ones(9), jnp.zeros(9))
+    want = tuple(a.at[t].add(w) for a, t, w in zip(acc, targets, want))
+    for chunk in (5, 23, 40):
+        got = _add_items(fn, axes, 23, chunk)(acc, targets, x, 1.5, d)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-14, atol=1e-14)  # summation order differs
 
 
 def test_assembly_in_batches_equals_one_batch(monkeypatch):
