@@ -307,6 +307,16 @@ def thermal_link(du, ref, conductance, area):
 ITEM_CHUNK = 1 << 16
 
 
+def _batch(in_axes, args, start, chunk):
+    """Items start .. start + chunk of the mapped arguments (axis from ``in_axes``; None: whole)."""
+    def cut(ax, a):
+        if ax is None:
+            return a
+        return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk, axis=ax), a)
+
+    return jax.tree.map(cut, tuple(in_axes), tuple(args), is_leaf=lambda x: x is None)
+
+
 def _map_items(fn, in_axes, n, chunk=None):
     """``jax.vmap(fn, in_axes)`` over ``n`` items, in batches of ``chunk`` (default
     :data:`ITEM_CHUNK`) items when there are more. The last batch ends at item n and overlaps
@@ -320,14 +330,7 @@ def _map_items(fn, in_axes, n, chunk=None):
 
     def run(*args):
         def body(_, k):
-            start = jnp.minimum(k * chunk, n - chunk)
-
-            def cut(ax, a):
-                if ax is None:
-                    return a
-                return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk, axis=ax), a)
-
-            return None, batched(*jax.tree.map(cut, tuple(in_axes), tuple(args), is_leaf=lambda x: x is None))
+            return None, batched(*_batch(in_axes, args, jnp.minimum(k * chunk, n - chunk), chunk))
 
         _, out = jax.lax.scan(body, None, jnp.arange(n_chunks))
         return jax.tree.map(lambda o: jnp.concatenate([o[:-1].reshape((-1,) + o.shape[2:]), o[-1, covered:]]), out)
@@ -354,15 +357,9 @@ def _add_items(fn, in_axes, n, chunk=None):
 
         def body(accs, k):
             start = jnp.minimum(k * chunk, n - chunk)
-
-            def cut(ax, a):
-                if ax is None:
-                    return a
-                return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk, axis=ax), a)
-
-            outs = batched(*jax.tree.map(cut, tuple(in_axes), tuple(args), is_leaf=lambda x: x is None))
+            outs = batched(*_batch(in_axes, args, start, chunk))
             fresh = (start + jnp.arange(chunk) >= k * chunk).astype(outs[0].dtype)  # not done by the batch before
-            return add(accs, tuple(cut(0, t) for t in targets), outs, fresh), None
+            return add(accs, _batch((0,) * len(targets), targets, start, chunk), outs, fresh), None
 
         return jax.lax.scan(body, tuple(accs), jnp.arange(-(-n // chunk)))[0]
 
