@@ -418,9 +418,11 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       on the Newton systems away from equilibrium and had not reached 0.5 V after 20 min
       (docs/benchmarks.md). ``"jax-gmres"`` (block-Jacobi only) does not converge on
       converged-state Jacobians and is chosen only by name. ``"jax-air"`` (:mod:`pvsim.air`,
-      device-resident AIR) converges far from equilibrium where ``"jax-amg"`` stalls, but its
-      index arrays (8.2 GB at 1e5 nodes, ~71 GB extrapolated to 1e6) do not yet fit on one
-      GPU at 1e6 nodes (docs/benchmarks.md): by name only.
+      device-resident AIR) converges far from equilibrium on the 1e4 cell where ``"jax-amg"``
+      stalls, and its index arrays (4.45 GiB at 1e5 nodes, ~39 GiB extrapolated to 1e6) fit
+      one 80 GB GPU on paper, but on the 1e5 cell its first bias step (0 -> 0.5 V) hit failed
+      linear solves and had not converged after 35 min on the CPU (docs/benchmarks.md): by
+      name only.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)
