@@ -419,10 +419,10 @@ def auto_backend(n: int, nnz: int, platform: str | None = None) -> str:
       (docs/benchmarks.md). ``"jax-gmres"`` (block-Jacobi only) does not converge on
       converged-state Jacobians and is chosen only by name. ``"jax-air"`` (:mod:`pvsim.air`,
       device-resident AIR) converges far from equilibrium on the 1e4 cell where ``"jax-amg"``
-      stalls, and its index arrays (4.45 GiB at 1e5 nodes, ~39 GiB extrapolated to 1e6) fit
-      one 80 GB GPU on paper, but on the 1e5 cell its first bias step (0 -> 0.5 V) hit failed
-      linear solves and had not converged after 35 min on the CPU (docs/benchmarks.md): by
-      name only.
+      stalls, and its Newton solve (11.07 GiB at 1e5 nodes as XLA assigns it, ~97 GiB
+      extrapolated to 1e6) would fit an H200 but not an H100; but on the 1e5 cell its first
+      bias step (0 -> 0.5 V) hit failed linear solves and had not converged after 35 min on
+      the CPU (docs/benchmarks.md): by name only.
     """
     platform = jax.default_backend() if platform is None else platform
     direct = _direct(platform)
