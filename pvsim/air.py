@@ -110,6 +110,7 @@ class AIRLevel:
     nc: int = _static()
     nnz_b: int = _static()
     nnz_coarse: int = _static()
+    piece_step: int = _static()  # pieces per step of the coarse-product loop (divides len(p_slot))
 
     @property
     def c_points(self):  # (nc,) fine index of each C-point
@@ -217,13 +218,13 @@ def build_air(rows, cols, n, reference, k_max=12, coarse_max=1000, max_levels=12
         # then R B in pieces: z slot (I, a) times w consecutive entries of row nbr[I, a] of B
         # (B's rows are about half as long as A's: 38 % fewer products than R (A P) at once)
         bptr = np.r_[0, np.cumsum(np.bincount(b_rows, minlength=n))]
-        p_slot, p_start, t_q, ukey = _coarse_pieces(nbr, bptr, b_cols, n, nc)
+        p_slot, p_start, t_q, ukey, piece_step = _coarse_pieces(nbr, bptr, b_cols, n, nc)
         info = dict(rows=rows if levels else None, cols=cols if levels else None,
                     diag=find(np.arange(n), np.arange(n)), off=rows != cols,
                     coarse_of=coarse_of, nbr=nbr, local_entry=local_entry, row_entry=row_entry,
                     b_of=b_of, p_slot=p_slot, p_start=p_start, t_q=t_q,
                     blocks=(_row_block(is_f, rows, cols, n), _row_block(~is_f, rows, cols, n)),
-                    n=int(n), nc=int(nc), nnz_b=int(nnz_b), nnz_coarse=len(ukey))
+                    n=int(n), nc=int(nc), nnz_b=int(nnz_b), nnz_coarse=len(ukey), piece_step=int(piece_step))
         # int32 indices: half the memory on the device
         lv = AIRLevel(**{name: (a.astype(np.int32) if isinstance(a, np.ndarray) and a.dtype == np.int64 else a)
                          for name, a in info.items()})
@@ -257,7 +258,7 @@ def _coarse_pieces(nbr, bptr, b_cols, n, nc):
     stored per product (4 bytes, against 12 for explicit (z, B, coarse) triples). The coarse keys
     I * nc + column are numbered a block of C-points at a time (TRIPLE_CHUNK products per
     block: bounded host memory), which keeps them sorted since a block's keys all exceed the
-    previous block's. Returns (p_slot, p_start, t_q, sorted coarse keys)."""
+    previous block's. Returns (p_slot, p_start, t_q, sorted coarse keys, pieces per step)."""
     k1 = nbr.shape[1]
     flat = nbr.reshape(-1)
     j = np.minimum(flat, n - 1)
@@ -288,12 +289,13 @@ def _coarse_pieces(nbr, bptr, b_cols, n, nc):
     pad = -len(p_slot) % step if len(p_slot) > step else 0  # whole steps (set-up loop)
     p_slot, p_start = np.r_[p_slot, np.zeros(pad, np.int64)], np.r_[p_start, np.zeros(pad, np.int64)]
     t_q = np.concatenate([t_q, np.full((pad, w), done, np.int32)])
-    return p_slot, p_start, t_q, np.concatenate(keys)
+    return p_slot, p_start, t_q, np.concatenate(keys), step
 
 
 def _coarse_values(v, z, lv: AIRLevel):
     """Values of the coarse matrix R A P: B = A P by one segment sum, then R B piece by piece
-    (one entry of R times w consecutive entries of B), TRIPLE_CHUNK products per step."""
+    (one entry of R times w consecutive entries of B), ``lv.piece_step`` pieces per step (fixed
+    by the build: the pieces are padded to whole steps)."""
     w = lv.t_q.shape[1]
     b = jax.ops.segment_sum(v, lv.b_of, num_segments=lv.nnz_b + w)  # B, its dropped slot, the overrun
     zf, lane, n_seg = z.reshape(-1), jnp.arange(w), lv.nnz_coarse + 1  # the last slot: padding
@@ -302,7 +304,7 @@ def _coarse_values(v, z, lv: AIRLevel):
         prod = zf[slot][:, None] * b[start[:, None] + lane]
         return jax.ops.segment_sum(prod.reshape(-1), t_q.reshape(-1), num_segments=n_seg)
 
-    step, n_p = max(TRIPLE_CHUNK // w, 1), lv.p_slot.shape[0]
+    step, n_p = lv.piece_step, lv.p_slot.shape[0]
     if n_p <= step:
         return part(lv.p_slot, lv.p_start, lv.t_q)[:-1]
 

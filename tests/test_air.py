@@ -178,8 +178,8 @@ def test_chunked_coarse_product_equals_one_shot(convection, monkeypatch):
     one = air.air_setup(air.build_air(s["rows"], s["cols"], s["a"].shape[0], ref, coarse_max=100), v, r, c)
     monkeypatch.setattr(air, "TRIPLE_CHUNK", 1000)
     h = air.build_air(s["rows"], s["cols"], s["a"].shape[0], ref, coarse_max=100)
-    steps = [1000 // lv.t_q.shape[1] for lv in h.levels]  # pieces per step
-    assert all(lv.t_q.shape[0] % m == 0 and lv.t_q.shape[0] > m for lv, m in zip(h.levels, steps))
+    assert all(lv.piece_step == 1000 // lv.t_q.shape[1] for lv in h.levels)  # pieces per step
+    assert all(lv.t_q.shape[0] % lv.piece_step == 0 and lv.t_q.shape[0] > lv.piece_step for lv in h.levels)
     chunked = jax.jit(lambda v: air.air_setup(h, v, r, c))(v)
     for a, b in zip(one[1:-1], chunked[1:-1]):
         np.testing.assert_allclose(np.asarray(b["vals"]), np.asarray(a["vals"]), rtol=0,
